@@ -1,0 +1,27 @@
+"""DiffMIC Explorer: dual-guidance diffusion for medical image classification (Yang et al., MICCAI 2023).
+
+    from diffmic import DiffMIC
+    model = DiffMIC.from_pretrained("weights/fundus")
+    print(model.predict("assets/fundus/moderate_0.png", sampler="ddim", steps=50, samples=8).label)
+
+Names are imported lazily, so ``import diffmic.diffusion`` does not pull in timm.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+_EXPORTS = {
+    "DiffMIC": "model",
+    "Prediction": "model",
+    "DiffMICConfig": "config",
+    "ModelLoadError": "hub",
+    "ImageLoadError": "imageio",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'diffmic' has no attribute {name!r}")

@@ -1,0 +1,205 @@
+"""Label diffusion with a prior mean (CARD / DiffMIC) and its DDPM and DDIM samplers.
+
+Forward process on a label vector y0 (one-hot), conditioned on a prior mean p (the DCG prior):
+
+    q(y_t | y0, p) = N( sqrt(ab_t) * y0 + (1 - sqrt(ab_t)) * p ,  (1 - ab_t) I )
+
+so y_T ~ N(p, I). In the shifted variable u = y - p this is the ordinary DDPM forward process
+u_t = sqrt(ab_t) u0 + sqrt(1 - ab_t) eps, which is how DDIM is derived below.
+
+The samplers follow diffusers' split: they know nothing of networks. ``set_timesteps`` picks the
+chain, and ``step(model_output, t, sample, prior)`` turns the predicted noise at step t into the
+sample of the next (smaller) timestep. Timesteps are 0-based: t = T-1 is the noisiest, and the step
+at t = 0 returns the predicted y0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def make_betas(
+    schedule: str, timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
+    """Noise schedule beta_1..beta_T as float64 (``linear`` as in DDPM/CARD, or ``cosine``)."""
+    if schedule == "linear":
+        return torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
+    if schedule == "cosine":
+        s = 0.008
+        x = torch.linspace(0, timesteps, timesteps + 1, dtype=torch.float64)
+        ab = torch.cos(((x / timesteps) + s) / (1 + s) * math.pi / 2) ** 2
+        ab = ab / ab[0]
+        return (1 - ab[1:] / ab[:-1]).clamp(1e-8, 0.999)
+    raise ValueError(f"unknown beta schedule {schedule!r}; use 'linear' or 'cosine'")
+
+
+def _bcast(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values[t] shaped to broadcast against ``like`` (batch first), in ``like``'s dtype."""
+    out = values.to(like.device)[t].to(like.dtype)
+    return out.reshape(out.shape + (1,) * (like.dim() - out.dim()))
+
+
+class LabelDiffusion:
+    """The forward (noising) process: schedule tensors and ``q_sample``."""
+
+    def __init__(
+        self,
+        timesteps: int = 1000,
+        schedule: str = "linear",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+    ):
+        self.timesteps = timesteps
+        self.betas = make_betas(schedule, timesteps, beta_start, beta_end)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+
+    def q_sample(
+        self, y0: torch.Tensor, prior: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """Draw y_t ~ q(y_t | y0, prior) with the given noise; ``t`` holds one timestep per row."""
+        ab = _bcast(self.alphas_cumprod, t, y0)
+        return ab.sqrt() * y0 + (1 - ab.sqrt()) * prior + (1 - ab).sqrt() * noise
+
+    def predict_y0(
+        self, y_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, prior: torch.Tensor
+    ) -> torch.Tensor:
+        """Invert ``q_sample`` for y0 given the (predicted) noise."""
+        ab = _bcast(self.alphas_cumprod, t, y_t)
+        return (y_t - (1 - ab.sqrt()) * prior - (1 - ab).sqrt() * eps) / ab.sqrt()
+
+
+@dataclass
+class StepOutput:
+    """What one reverse step returns: the next sample and the current estimate of y0."""
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
+class _Sampler:
+    """Shared machinery: a chain of timesteps over a ``LabelDiffusion``."""
+
+    name = "base"
+
+    def __init__(self, diffusion: LabelDiffusion):
+        self.diffusion = diffusion
+        self.timesteps: list[int] = []
+        self._next: dict[int, int] = {}
+        self.set_timesteps(None)
+
+    def set_timesteps(self, num_steps: int | None = None) -> list[int]:
+        """Choose ``num_steps`` evenly spaced timesteps from T-1 down to 0 (None = all T)."""
+        T = self.diffusion.timesteps
+        n = T if num_steps is None else int(num_steps)
+        if not 1 <= n <= T:
+            raise ValueError(f"steps must be between 1 and {T}, got {num_steps}")
+        if n == 1:
+            self.timesteps = [T - 1]
+            self._next = {T - 1: -1}
+            return self.timesteps
+        grid = torch.linspace(T - 1, 0, n, dtype=torch.float64).round().long().tolist()
+        self.timesteps = sorted(set(grid), reverse=True)
+        self._next = dict(zip(self.timesteps, self.timesteps[1:] + [-1], strict=True))
+        return self.timesteps
+
+    def previous_timestep(self, t: int) -> int:
+        """The timestep that follows t in the chain (-1 after the last)."""
+        return self._next[t]
+
+    def init_sample(self, prior: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """y_T ~ N(prior, I)."""
+        noise = torch.randn(prior.shape, generator=generator, dtype=prior.dtype, device="cpu").to(
+            prior.device
+        )
+        return prior + noise
+
+    def _coefficients(self, t: int) -> tuple[float, float]:
+        """(alpha-bar at t, alpha-bar at the next timestep of the chain; 1.0 past the end)."""
+        ab = self.diffusion.alphas_cumprod
+        prev = self.previous_timestep(t)
+        return float(ab[t]), float(ab[prev]) if prev >= 0 else 1.0
+
+
+class DDPMSampler(_Sampler):
+    """Ancestral sampling with CARD's posterior q(y_{t-1} | y_t, y0, prior).
+
+    With all T steps this is exactly the DDPM/CARD chain; with fewer steps the posterior is taken
+    between consecutive chosen timesteps (re-spaced DDPM).
+    """
+
+    name = "ddpm"
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        prior: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """One reverse step from timestep t given the predicted noise ``model_output``."""
+        ab_t, ab_prev = self._coefficients(t)
+        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
+        if self.previous_timestep(t) < 0:
+            return StepOutput(y0, y0)
+        alpha_t = ab_t / ab_prev
+        beta_t = 1 - alpha_t
+        g0 = beta_t * math.sqrt(ab_prev) / (1 - ab_t)
+        g1 = (1 - ab_prev) * math.sqrt(alpha_t) / (1 - ab_t)
+        g2 = 1 + (math.sqrt(ab_t) - 1) * (math.sqrt(alpha_t) + math.sqrt(ab_prev)) / (1 - ab_t)
+        mean = g0 * y0 + g1 * sample + g2 * prior
+        var = (1 - ab_prev) / (1 - ab_t) * beta_t
+        z = torch.randn(sample.shape, generator=generator, dtype=sample.dtype, device="cpu").to(sample.device)
+        return StepOutput(mean + math.sqrt(var) * z, y0)
+
+
+class DDIMSampler(_Sampler):
+    """DDIM (Song et al. 2021) in the prior-shifted variable u = y - prior; ``eta=0`` is deterministic."""
+
+    name = "ddim"
+
+    def __init__(self, diffusion: LabelDiffusion, eta: float = 0.0):
+        super().__init__(diffusion)
+        if eta < 0:
+            raise ValueError("eta must be >= 0")
+        self.eta = eta
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        prior: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """One DDIM update from timestep t to the next timestep of the chain."""
+        ab_t, ab_prev = self._coefficients(t)
+        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
+        if self.previous_timestep(t) < 0:
+            return StepOutput(y0, y0)
+        sigma = self.eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
+        direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * model_output
+        u_prev = math.sqrt(ab_prev) * (y0 - prior) + direction
+        if sigma > 0:
+            z = torch.randn(sample.shape, generator=generator, dtype=sample.dtype, device="cpu")
+            u_prev = u_prev + sigma * z.to(sample.device)
+        return StepOutput(prior + u_prev, y0)
+
+
+def make_sampler(
+    name: str, diffusion: LabelDiffusion, steps: int | None = None, eta: float = 0.0
+) -> _Sampler:
+    """Build a sampler by name (``ddpm`` or ``ddim``) with its timesteps set."""
+    key = name.lower()
+    if key == "ddpm":
+        sampler: _Sampler = DDPMSampler(diffusion)
+    elif key == "ddim":
+        sampler = DDIMSampler(diffusion, eta=eta)
+    else:
+        raise ValueError(f"unknown sampler {name!r}; use 'ddpm' or 'ddim'")
+    sampler.set_timesteps(steps)
+    return sampler

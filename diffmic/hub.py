@@ -1,0 +1,196 @@
+"""Saving and loading DiffMIC models: ``config.json`` + ``model.safetensors`` + a model card.
+
+``load_pretrained`` takes a local folder or a Hugging Face Hub repo id. Weights are read only from
+safetensors (never unpickled), and every way a checkpoint can be wrong — missing files, a truncated
+file, tensors of the wrong shape, a checkpoint for another number of classes, a config that does not
+match — ends in one ``ModelLoadError`` whose message says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, DiffMICConfig
+
+if TYPE_CHECKING:
+    from .model import DiffMIC
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "ckpt.pth", "checkpoint.pt")
+DISCLAIMER = "Demo weights trained on synthetic images. Not a medical device and not for clinical use."
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be loaded; the message says why, in one line."""
+
+
+def save_pretrained(model: DiffMIC, folder: str | Path, card: str | None = None) -> Path:
+    """Write config.json, model.safetensors and README.md (``card`` or a default card) to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save(folder / CONFIG_NAME)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "model_type": "diffmic"})
+    (folder / CARD_NAME).write_text(card if card is not None else default_model_card(model.config))
+    return folder
+
+
+def default_model_card(config: DiffMICConfig, body: str = "") -> str:
+    """A Hub model card with YAML metadata, the classes and the disclaimer."""
+    classes = ", ".join(config.class_names)
+    return (
+        "---\nlibrary_name: diffmic\nlicense: mit\npipeline_tag: image-classification\n"
+        "tags:\n- diffmic\n- diffusion\n- medical-imaging\n---\n\n"
+        f"# DiffMIC — {config.task}\n\n> **{DISCLAIMER}**\n\n"
+        f"Classes ({config.num_classes}): {classes}. Input {config.image_size}px; backbones "
+        f"{config.global_backbone} (global), {config.local_backbone} (local), {config.encoder_backbone} "
+        f"(denoiser); T = {config.timesteps}.\n\n{body}"
+    )
+
+
+def _is_repo_id(text: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def resolve_folder(folder_or_repo: str | Path, revision: str | None = None, token: str | None = None) -> Path:
+    """A local folder as is; otherwise download (or find in the cache) the Hub repo's files."""
+    path = Path(folder_or_repo).expanduser()
+    if path.is_dir():
+        return path
+    text = str(folder_or_repo)
+    if path.exists():
+        raise ModelLoadError(f"{text} is a file; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if not _is_repo_id(text):
+        raise ModelLoadError(f"{text!r} is neither a local folder nor a valid Hub repo id (like 'org/name')")
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                text,
+                revision=revision,
+                token=token,
+                allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME],
+                etag_timeout=10,
+            )
+        )
+    except hf_errors.GatedRepoError as err:
+        raise ModelLoadError(f"Hub repo {text} is gated: accept its terms and pass a token") from err
+    except hf_errors.RepositoryNotFoundError as err:
+        raise ModelLoadError(
+            f"Hub repo {text} was not found (or it is private and no valid token was given)"
+        ) from err
+    except hf_errors.RevisionNotFoundError as err:
+        raise ModelLoadError(f"Hub repo {text} has no revision {revision!r}") from err
+    except (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled) as err:
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face Hub to fetch {text}, and it is not in the local cache"
+        ) from err
+    except Exception as err:  # network errors, timeouts, HTTP errors of any kind
+        raise ModelLoadError(f"could not download {text} from the Hub: {type(err).__name__}: {err}") from err
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], config: DiffMICConfig) -> None:
+    """Compare a checkpoint with the model built from its config; raise ModelLoadError on any mismatch."""
+    expected = model.state_dict()
+    head = state.get("denoiser.out.weight")
+    if head is not None and head.shape[0] != config.num_classes:
+        raise ModelLoadError(
+            f"the weights are for {head.shape[0]} classes but config.json lists "
+            f"{config.num_classes} ({', '.join(config.class_names)})"
+        )
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensors (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
+        raise ModelLoadError(
+            "the weights do not match config.json: "
+            + "; ".join(parts)
+            + " — were they saved with other backbones?"
+        )
+    wrong = [
+        f"{k}: weights {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if v.shape != expected[k].shape
+    ]
+    if wrong:
+        raise ModelLoadError(f"{len(wrong)} tensors have the wrong shape, e.g. {wrong[0]}")
+
+
+def load_pretrained(
+    folder_or_repo: str | Path,
+    *,
+    device: str | None = "cpu",
+    revision: str | None = None,
+    token: str | None = None,
+) -> DiffMIC:
+    """Build a DiffMIC from config.json and fill it from model.safetensors, strictly."""
+    from .model import DiffMIC, resolve_device
+
+    folder = resolve_folder(folder_or_repo, revision, token)
+    weights = folder / WEIGHTS_NAME
+    try:
+        config = DiffMICConfig.load(folder / CONFIG_NAME)
+    except ConfigError as err:
+        raise ModelLoadError(str(err)) from err
+    if not weights.is_file():
+        pickles = [n for n in PICKLE_NAMES if (folder / n).exists()]
+        hint = (
+            f"; found {pickles[0]}, a pickle file, which is never loaded (it could run code) — "
+            "convert it to safetensors"
+            if pickles
+            else ""
+        )
+        raise ModelLoadError(f"missing weights file {WEIGHTS_NAME} in {folder}{hint}")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{WEIGHTS_NAME} is corrupt or truncated ({err})") from err
+    model = DiffMIC(config)
+    check_state_dict(model, state, config)
+    model.load_state_dict(state, strict=True)
+    return model.to(resolve_device(device)).eval()
+
+
+def push_to_hub(
+    model: DiffMIC, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
+) -> str:
+    """Create the repo if needed and upload config, weights and card; returns the repo URL."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    if not _is_repo_id(repo_id):
+        raise ModelLoadError(f"{repo_id!r} is not a valid Hub repo id (like 'org/name')")
+    api = HfApi(token=token or os.environ.get("HF_TOKEN"))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp, card=card)
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message="Upload DiffMIC model")
+    return str(url)
+
+
+def describe(folder: str | Path) -> dict[str, Any]:
+    """Config of a saved model as a dict, without building the network."""
+    return DiffMICConfig.load(Path(folder) / CONFIG_NAME).to_dict()

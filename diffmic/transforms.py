@@ -1,0 +1,52 @@
+"""Image preprocessing (stored in the config, applied for the caller) and training augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import DiffMICConfig
+
+
+def center_square(image: Image.Image) -> Image.Image:
+    """Crop the largest centred square (fundus and dermoscopy photos are roughly centred)."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def resize_square(image: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to size x size; returns uint8 (size, size, 3)."""
+    image = center_square(image.convert("RGB"))
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray | torch.Tensor, config: DiffMICConfig) -> torch.Tensor:
+    """uint8 (..., H, W, 3) pixels → float (..., 3, H, W) normalised with the config's mean/std."""
+    x = torch.as_tensor(np.asarray(pixels)).float().div(255.0).movedim(-1, -3)
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def denormalise(x: torch.Tensor, config: DiffMICConfig) -> np.ndarray:
+    """Inverse of ``normalise`` for display: (3, H, W) → float (H, W, 3) in [0, 1]."""
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (x.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips, 90-degree rotations and brightness/contrast jitter of a normalised (B, 3, H, W) batch."""
+    b = x.shape[0]
+    r = torch.rand(b, 4, generator=generator)
+    x = torch.where((r[:, 0] < 0.5).view(b, 1, 1, 1), x.flip(-1), x)
+    x = torch.where((r[:, 1] < 0.5).view(b, 1, 1, 1), x.flip(-2), x)
+    x = torch.where((r[:, 2] < 0.5).view(b, 1, 1, 1), x.transpose(-1, -2), x)
+    gain = 0.85 + 0.3 * torch.rand(b, 1, 1, 1, generator=generator)
+    shift = 0.2 * (r[:, 3].view(b, 1, 1, 1) - 0.5)
+    return x * gain + shift

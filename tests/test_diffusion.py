@@ -1,0 +1,176 @@
+"""The label-diffusion maths against closed forms and brute-force references."""
+
+import math
+
+import pytest
+import torch
+
+from diffmic.diffusion import DDIMSampler, DDPMSampler, LabelDiffusion, make_betas, make_sampler
+from diffmic.losses import antithetic_timesteps, mmd
+from diffmic.pipeline import denoise, denoise_steps
+
+
+def test_linear_schedule_closed_form():
+    d = LabelDiffusion(1000, "linear", 1e-4, 0.02)
+    assert d.betas[0].item() == pytest.approx(1e-4) and d.betas[-1].item() == pytest.approx(0.02)
+    t = 437
+    expected = math.prod(1 - (1e-4 + (0.02 - 1e-4) * i / 999) for i in range(t + 1))
+    assert d.alphas_cumprod[t].item() == pytest.approx(expected, rel=1e-10)
+    assert torch.all(d.alphas_cumprod[1:] < d.alphas_cumprod[:-1])
+    assert d.alphas_cumprod[-1].item() < 1e-4  # y_T is (almost exactly) N(prior, I)
+
+
+def test_cosine_schedule_is_valid():
+    b = make_betas("cosine", 200)
+    assert b.shape == (200,) and torch.all((b > 0) & (b < 1))
+    with pytest.raises(ValueError, match="unknown beta schedule"):
+        make_betas("quadratic", 10)
+
+
+def test_q_sample_marginals_match_closed_form():
+    torch.manual_seed(0)
+    d = LabelDiffusion(100)
+    y0 = torch.tensor([[0.0, 1.0, 0.0]]).expand(200_000, 3)
+    prior = torch.tensor([[0.2, 0.5, 0.3]]).expand(200_000, 3)
+    for t in (0, 30, 99):
+        yt = d.q_sample(y0, prior, torch.full((200_000,), t), torch.randn(200_000, 3, dtype=torch.float64))
+        ab = d.alphas_cumprod[t]
+        mean = ab.sqrt() * y0[0] + (1 - ab.sqrt()) * prior[0]
+        assert torch.allclose(yt.mean(0), mean.to(yt.dtype), atol=0.01)
+        assert torch.allclose(yt.var(0), (1 - ab).expand(3).to(yt.dtype), rtol=0.02, atol=1e-4)
+
+
+def _card_posterior(d: LabelDiffusion, y_t, y0, prior, t):
+    """CARD's q(y_{t-1} | y_t, y0, prior) written out from the paper's formulas, with plain indexing."""
+    a, ab, ab_prev = d.alphas[t], d.alphas_cumprod[t], d.alphas_cumprod[t - 1]
+    beta = d.betas[t]
+    g0 = beta * ab_prev.sqrt() / (1 - ab)
+    g1 = (1 - ab_prev) * a.sqrt() / (1 - ab)
+    g2 = 1 + (ab.sqrt() - 1) * (a.sqrt() + ab_prev.sqrt()) / (1 - ab)
+    return g0 * y0 + g1 * y_t + g2 * prior, (1 - ab_prev) / (1 - ab) * beta
+
+
+def test_ddpm_step_matches_brute_force_reference():
+    d = LabelDiffusion(50)
+    s = DDPMSampler(d)
+    gen = torch.Generator().manual_seed(3)
+    y_t, eps, prior = (torch.randn(4, 3, dtype=torch.float64, generator=gen) for _ in range(3))
+    t = 20
+    y0 = (
+        y_t - (1 - d.alphas_cumprod[t].sqrt()) * prior - (1 - d.alphas_cumprod[t]).sqrt() * eps
+    ) / d.alphas_cumprod[t].sqrt()
+    mean, var = _card_posterior(d, y_t, y0, prior, t)
+    z = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    out = s.step(eps, t, y_t, prior, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(out.pred_original_sample, y0)
+    assert torch.allclose(out.prev_sample, mean + var.sqrt() * z)
+    last = s.step(eps, 0, y_t, prior)  # the final step returns the y0 estimate
+    assert torch.allclose(last.prev_sample, last.pred_original_sample)
+
+
+def test_ddpm_posterior_recovers_forward_process():
+    """If the model predicts the true noise, the posterior mean is consistent with q(y_{t-1} | y0)."""
+    d = LabelDiffusion(100)
+    prior = torch.tensor([[0.1, 0.6, 0.3]], dtype=torch.float64).expand(100_000, 3)
+    y0 = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64).expand(100_000, 3)
+    gen = torch.Generator().manual_seed(0)
+    t = 40
+    eps = torch.randn(100_000, 3, dtype=torch.float64, generator=gen)
+    y_t = d.q_sample(y0, prior, torch.full((100_000,), t), eps)
+    prev = DDPMSampler(d).step(eps, t, y_t, prior, generator=gen).prev_sample
+    ab_prev = d.alphas_cumprod[t - 1]
+    expected_mean = ab_prev.sqrt() * y0[0] + (1 - ab_prev.sqrt()) * prior[0]
+    assert torch.allclose(prev.mean(0), expected_mean, atol=0.01)
+    assert torch.allclose(prev.var(0), (1 - ab_prev).expand(3), rtol=0.03)
+
+
+def test_ddim_step_matches_brute_force_reference():
+    d = LabelDiffusion(1000)
+    s = DDIMSampler(d, eta=0.0)
+    s.set_timesteps(10)
+    assert s.timesteps[0] == 999 and s.timesteps[-1] == 0 and len(s.timesteps) == 10
+    gen = torch.Generator().manual_seed(1)
+    y_t, eps, prior = (torch.randn(2, 4, dtype=torch.float64, generator=gen) for _ in range(3))
+    t, t_prev = s.timesteps[2], s.timesteps[3]
+    ab, ab_prev = d.alphas_cumprod[t], d.alphas_cumprod[t_prev]
+    y0 = (y_t - (1 - ab.sqrt()) * prior - (1 - ab).sqrt() * eps) / ab.sqrt()
+    expected = prior + ab_prev.sqrt() * (y0 - prior) + (1 - ab_prev).sqrt() * eps
+    assert torch.allclose(s.step(eps, t, y_t, prior).prev_sample, expected)
+
+
+def test_ddim_eta_one_matches_ddpm_posterior_variance():
+    d = LabelDiffusion(100)
+    ddim, ddpm = DDIMSampler(d, eta=1.0), DDPMSampler(d)
+    gen = torch.Generator().manual_seed(2)
+    y_t, eps, prior = (torch.randn(50_000, 2, dtype=torch.float64, generator=gen) for _ in range(3))
+    a = ddim.step(eps, 30, y_t, prior, generator=torch.Generator().manual_seed(5)).prev_sample
+    b = ddpm.step(eps, 30, y_t, prior, generator=torch.Generator().manual_seed(6)).prev_sample
+    assert torch.allclose(a.mean(0), b.mean(0), atol=0.02)
+    assert torch.allclose(a.var(0), b.var(0), rtol=0.03)
+
+
+def test_sampler_validation():
+    d = LabelDiffusion(10)
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        make_sampler("ddim", d, steps=11)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        make_sampler("euler", d)
+    assert make_sampler("ddpm", d).timesteps == list(range(9, -1, -1))
+
+
+def test_exact_noise_predictor_recovers_y0():
+    """With an oracle noise predictor a deterministic DDIM chain lands exactly on y0."""
+    d = LabelDiffusion(1000)
+    y0 = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    prior = torch.tensor([[0.3, 0.4, 0.3], [0.5, 0.2, 0.3]], dtype=torch.float64)
+
+    def oracle(y_t, t, p):
+        ab = d.alphas_cumprod[t].unsqueeze(-1)
+        y0_rows = y0.repeat_interleave(len(y_t) // len(y0), 0)
+        return (y_t - ab.sqrt() * y0_rows - (1 - ab.sqrt()) * p) / (1 - ab).sqrt()
+
+    final = denoise(
+        oracle,
+        prior,
+        make_sampler("ddim", d, steps=20),
+        samples=3,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.allclose(final.sample, y0[:, None, :].expand(2, 3, 3), atol=1e-8)
+    assert final.probs.argmax(-1).tolist() == [[1, 1, 1], [0, 0, 0]]
+
+
+def test_stream_length_and_last_state_equal_fast_path():
+    d = LabelDiffusion(100)
+    prior = torch.tensor([[0.2, 0.8]])
+
+    def eps_fn(y_t, t, p):
+        return 0.1 * (y_t - p)
+
+    states = list(
+        denoise_steps(
+            eps_fn, prior, make_sampler("ddpm", d), samples=4, generator=torch.Generator().manual_seed(7)
+        )
+    )
+    assert len(states) == 100 and [s.index for s in states] == list(range(100))
+    assert states[0].t == 99 and states[-1].t == 0 and states[-1].is_last
+    fast = denoise(
+        eps_fn, prior, make_sampler("ddpm", d), samples=4, generator=torch.Generator().manual_seed(7)
+    )
+    assert torch.equal(states[-1].sample, fast.sample)
+    assert states[-1].probs.shape == (1, 4, 2)
+
+
+def test_mmd_zero_for_same_sample_and_grows_with_shift():
+    x = torch.randn(256, 5, generator=torch.Generator().manual_seed(0))
+    assert mmd(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    values = [mmd(x, x + shift).item() for shift in (0.0, 0.5, 1.0, 2.0)]
+    assert values == sorted(values) and values[-1] > 0.1
+    y = torch.randn(256, 5, generator=torch.Generator().manual_seed(1))
+    assert mmd(x, y).item() < 0.05  # same distribution, different draws
+
+
+def test_antithetic_timesteps_pair_up():
+    t = antithetic_timesteps(8, 1000, torch.Generator().manual_seed(0))
+    assert t.shape == (8,) and torch.equal(t[:4] + t[4:], torch.full((4,), 999))
+    assert antithetic_timesteps(7, 10).shape == (7,)
