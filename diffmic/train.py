@@ -62,18 +62,25 @@ class TrainConfig:
 
 
 class EMA:
-    """Exponential moving average of a module's floating-point state (buffers copied as they are)."""
+    """Exponential moving average of a module's floating-point state (integer buffers copied).
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so short runs are not
+    dominated by the random initial weights.
+    """
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
+        self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
-        """shadow = decay * shadow + (1 - decay) * current."""
+        """shadow = d * shadow + (1 - d) * current, with the warmed-up decay d."""
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in module.state_dict().items():
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.shadow[k].copy_(v)
 
@@ -220,6 +227,7 @@ class Trainer:
         payload = {
             "model": self.model.state_dict(),
             "ema": self.ema.shadow,
+            "ema_updates": self.ema.updates,
             "optimizer": self.optimizer.state_dict(),
             "state": json.dumps(self.state),
             "config": json.dumps(self.cfg.to_dict()),
@@ -247,6 +255,7 @@ class Trainer:
         self._new_stage(self.state["stage"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.ema.shadow = payload["ema"]
+        self.ema.updates = int(payload["ema_updates"])
         self.best_dcg = payload["best_dcg"] or None
         self.generator.set_state(payload["generator"])
         return True
