@@ -40,6 +40,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def prior_mean(guidance: Guidance, which: str = "fused") -> torch.Tensor:
+    """The prior mean of the chain: the fused, global or local DCG prior, or zeros (``none``)."""
+    options = {
+        "fused": lambda: guidance.fused_prior,
+        "global": lambda: guidance.global_prior,
+        "local": lambda: guidance.local_prior,
+        "none": lambda: torch.zeros_like(guidance.global_logits),
+    }
+    if which not in options:
+        raise ValueError(f"unknown prior {which!r}; use one of {', '.join(options)}")
+    return options[which]()
+
+
 @dataclass
 class Prepared:
     """One image after preprocessing and the once-per-image network passes."""
@@ -147,11 +160,16 @@ class DiffMIC(nn.Module):
         samples: int = 1,
         seed: int = 0,
         eta: float = 0.0,
+        prior: str = "fused",
     ) -> Iterator[DenoiseState]:
-        """Yield the DenoiseState of every reverse step for one image (B = 1)."""
+        """Yield the DenoiseState of every reverse step for one image (B = 1).
+
+        ``prior`` picks the prior mean: ``fused`` (DiffMIC), ``global`` or ``local`` (one granularity),
+        or ``none`` (a zero mean, i.e. plain label diffusion without guidance; for teaching).
+        """
         prepared = image if isinstance(image, Prepared) else self.prepare(image)
         yield from self._chain(
-            prepared.features, prepared.guidance.fused_prior, sampler, steps, samples, seed, eta
+            prepared.features, prior_mean(prepared.guidance, prior), sampler, steps, samples, seed, eta
         )
 
     def _chain(
