@@ -1,0 +1,438 @@
+"""Turn whatever a user hands us into a safe RGB image, or a clear error.
+
+:func:`load_image` accepts a file path, raw bytes, a ``PIL.Image.Image`` or a NumPy array and returns a
+new ``PIL.Image.Image`` of mode ``"RGB"`` (8 bits per channel). Anything it cannot use raises
+:class:`ImageLoadError` (a ``ValueError``) with a one-line message that can be shown to the user as is
+(quoted in backticks below; NAME is the file name, X/Y/W/H/N/M are numbers).
+
+| Input | Result |
+| --- | --- |
+| path that does not exist | `file not found: NAME` |
+| path to a folder | `NAME is a folder, not an image file` (a device or pipe: `NAME is not a regular file`) |
+| more than `max_bytes` (20 MB) | `file is X MB; the limit is Y MB` (size checked before reading) |
+| 0-byte file or empty bytes | `the file is empty` |
+| text, zip or other non-image data | `not a recognised image (PNG, JPEG, BMP, TIFF, WebP or DICOM)` |
+| truncated or corrupt image | `the image file is corrupt or truncated` (found by a full decode) |
+| more than `max_pixels` (40 M) | `image is W×H px (N pixels); the limit is M pixels`, from the header alone |
+| beyond PIL's own bomb limit (~179 M) | `image has N pixels; the limit is M pixels` |
+| animated or multi-frame (GIF, PNG, WebP, TIFF) | `animated or multi-frame images are not supported; ...` |
+| multi-picture JPEG (MPO, from phone cameras) | its primary (first) picture |
+| JPEG/TIFF with an EXIF orientation | turned upright (`ImageOps.exif_transpose`) |
+| grayscale `L`, 1-bit `1`, palette `P`, `CMYK`, `YCbCr`, `LAB`, `HSV` | converted to RGB |
+| transparency (`RGBA`, `LA`, `PA`, or `P`/`RGB`/`L` with a transparent colour) | composited onto white |
+| 16/32-bit grayscale (`I;16`, `I;16B`, `I`, `F`) | min–max of the actual data scaled to 0–255 |
+| array H×W, H×W×1, H×W×3 or H×W×4 of uint8 | used as is (4 channels = RGBA, composited onto white) |
+| array of uint16, or of floats not all within [0, 1] | min–max of the colour channels scaled to 0–255 |
+| array of floats all within [0, 1] | multiplied by 255 |
+| array of another shape or dtype, empty, or with NaN/inf | a message naming the expected shape or dtype |
+| smaller than 16 px on either side | `image is W×H px; at least 16×16 is needed` |
+| DICOM (`DICM` at byte 128) | see the next table |
+
+Only the PNG, JPEG, BMP, TIFF, WebP and GIF decoders of Pillow are ever given the bytes. PIL's global
+settings (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``) are left untouched. A
+constant image that needs min–max scaling becomes black. Alpha in a float array is clipped to [0, 1];
+alpha in a uint16 array is read as 0–65535.
+
+| DICOM (read with pydicom) | Result |
+| --- | --- |
+| no pixel data | `the DICOM file has no pixel data` |
+| not parseable | `the DICOM file is corrupt or truncated` |
+| pixel data shorter than the header says | `the DICOM pixel data is corrupt or truncated` |
+| Rows × Columns above `max_pixels` | the pixel-limit message, before any pixel is decoded |
+| compressed, no decoder | `the DICOM image is compressed as SYNTAX (UID), which no installed decoder ...` |
+| private transfer syntax | `the DICOM file has an unknown transfer syntax (UID); export it uncompressed` |
+| grayscale | Modality LUT (RescaleSlope/Intercept), then the VOI LUT or the first WindowCenter/Width pair |
+| grayscale without VOI LUT or window | min–max of the rescaled values |
+| MONOCHROME1 | inverted after windowing (high values dark) |
+| RGB (PlanarConfiguration 0 or 1) | kept as colour |
+| YBR_FULL, YBR_FULL_422, ... | converted to RGB |
+| PALETTE COLOR | expanded through its palette |
+| multi-frame | the first frame only |
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+import stat
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_FILE_BYTES: int = 20 * 1024 * 1024
+MAX_PIXELS: int = 40_000_000
+MIN_SIDE: int = 16
+
+_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")  # never hand untrusted bytes to other decoders
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "PA")
+# Anything a decoder may raise on malformed data.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error)
+
+NOT_AN_IMAGE = "not a recognised image (PNG, JPEG, BMP, TIFF, WebP or DICOM)"
+CORRUPT = "the image file is corrupt or truncated"
+MULTI_FRAME = "animated or multi-frame images are not supported; export a single frame"
+ARRAY_SHAPE = "expected an array of shape H×W, H×W×1, H×W×3 or H×W×4"
+ARRAY_DTYPE = "expected an array of dtype uint8, uint16 or float"
+
+
+class ImageLoadError(ValueError):
+    """Raised with a one-line, human-readable message saying what is wrong with the input."""
+
+
+def load_image(
+    source: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Load a path, bytes, PIL image or array as an RGB image; raise ImageLoadError if it is unusable."""
+    if isinstance(source, Image.Image):
+        image = _pil_to_rgb(source, max_pixels)
+    elif isinstance(source, np.ndarray):
+        image = _array_to_rgb(source, max_pixels)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        size = memoryview(source).nbytes
+        if size > max_bytes:
+            raise ImageLoadError(_too_big(size, max_bytes))
+        image = _bytes_to_rgb(bytes(source), max_pixels)
+    elif isinstance(source, (str, os.PathLike)):
+        image = _bytes_to_rgb(_read_file(Path(source), max_bytes), max_pixels)
+    else:
+        raise ImageLoadError(f"cannot load an image from a {type(source).__name__}")
+    return _check_min_size(image)
+
+
+def is_dicom(data: bytes) -> bool:
+    """True if `data` carries the DICOM ``DICM`` magic after the 128-byte preamble."""
+    return bytes(data[128:132]) == b"DICM"
+
+
+def load_dicom(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode a DICOM file (first frame) into an 8-bit RGB image, applying its LUTs and window."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+        for _ in ds.iterall():  # parse every element now, so that malformed ones fail here
+            pass
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    except Exception as exc:  # pydicom raises many kinds of errors on malformed files
+        raise ImageLoadError("the DICOM file is corrupt or truncated") from exc
+    if not any(key in ds for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise ImageLoadError("the DICOM file has no pixel data")
+    if rows == 0 or cols == 0:
+        raise ImageLoadError("the DICOM file does not give the image size (Rows/Columns)")
+    _check_pixels(cols, rows, max_pixels)
+
+    pixels = _dicom_first_frame(ds)
+    try:
+        rgb = _dicom_to_uint8(pixels, ds)
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # e.g. a malformed LUT or window
+        raise ImageLoadError("the DICOM file has inconsistent image attributes") from exc
+    return _check_min_size(Image.fromarray(np.ascontiguousarray(rgb)).convert("RGB"))
+
+
+# --- files and bytes ---------------------------------------------------------------------------------
+
+
+def _read_file(path: Path, max_bytes: int) -> bytes:
+    """Read a file after checking that it exists, is a regular file and is neither empty nor too big."""
+    name = path.name or str(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageLoadError(f"file not found: {name}") from None
+    except (OSError, ValueError) as exc:
+        raise ImageLoadError(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageLoadError(f"{name} is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError(f"{name} is not a regular file")
+    if info.st_size > max_bytes:
+        raise ImageLoadError(_too_big(info.st_size, max_bytes))
+    if info.st_size == 0:
+        raise ImageLoadError("the file is empty")
+    try:
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)  # the file may have grown since stat()
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read {name}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise ImageLoadError(_too_big(len(data), max_bytes))
+    return data
+
+
+def _bytes_to_rgb(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode the bytes of a DICOM or common image file."""
+    if not data:
+        raise ImageLoadError("the file is empty")
+    if is_dicom(data):
+        return load_dicom(data, max_pixels=max_pixels)
+    # PIL warns about images above its own limit; ours is checked explicitly instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=_FORMATS)  # lazy: reads the header only
+        except Image.DecompressionBombError as exc:
+            raise _bomb_error(exc, max_pixels) from None
+        except UnidentifiedImageError:
+            looks_like_image = data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+            raise ImageLoadError(CORRUPT if looks_like_image else NOT_AN_IMAGE) from None
+        except _DECODE_ERRORS:
+            raise ImageLoadError(CORRUPT) from None
+        with image:
+            return _pil_to_rgb(image, max_pixels)
+
+
+def _too_big(size: int, limit: int) -> str:
+    """The message for a file of `size` bytes over the `limit`."""
+    return f"file is {_megabytes(size)} MB; the limit is {_megabytes(limit)} MB"
+
+
+def _megabytes(n: int) -> str:
+    """Bytes as MB with one decimal (three significant digits below 1 MB)."""
+    mb = n / (1024 * 1024)
+    return f"{mb:.1f}" if mb >= 1 else f"{mb:.3g}"
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image with more than `max_pixels` pixels (a decompression bomb or just too big)."""
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"image is {width}×{height} px ({width * height:,} pixels); the limit is {max_pixels:,} pixels"
+        )
+
+
+def _bomb_error(exc: Exception, max_pixels: int) -> ImageLoadError:
+    """Our message for an image that PIL itself refused as a decompression bomb."""
+    numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]  # PIL gives the size, then its limit
+    size = f"{numbers[0]:,} pixels" if numbers else "too many pixels"
+    limit = min([max_pixels, *numbers[1:2]])
+    return ImageLoadError(f"image has {size}; the limit is {limit:,} pixels")
+
+
+def _check_min_size(image: Image.Image) -> Image.Image:
+    """Refuse images too small to classify."""
+    width, height = image.size
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageLoadError(f"image is {width}×{height} px; at least {MIN_SIDE}×{MIN_SIDE} is needed")
+    return image
+
+
+# --- PIL images ----------------------------------------------------------------------------------------
+
+
+def _pil_to_rgb(image: Image.Image, max_pixels: int) -> Image.Image:
+    """Check size and frames, decode fully, apply EXIF orientation and convert to RGB (a new image)."""
+    _check_pixels(*image.size, max_pixels)
+    if getattr(image, "is_animated", False) and image.format != "MPO":
+        raise ImageLoadError(MULTI_FRAME)
+    try:
+        image.load()  # full decode: truncated data fails here (PIL's LOAD_TRUNCATED_IMAGES is left off)
+    except Image.DecompressionBombError as exc:
+        raise _bomb_error(exc, max_pixels) from None
+    except _DECODE_ERRORS:
+        raise ImageLoadError(CORRUPT) from None
+    try:
+        upright = ImageOps.exif_transpose(image) or image.copy()  # a copy either way
+    except Exception:  # a malformed EXIF block only costs us the orientation
+        upright = image.copy()
+    return _mode_to_rgb(upright)
+
+
+def _mode_to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB: high-bit gray by min–max, transparency onto white."""
+    if image.mode in _HIGH_BIT_MODES:
+        gray = _to_uint8(np.asarray(image), unit_floats=False)
+        return Image.fromarray(gray).convert("RGB")
+    try:
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            return _onto_white(image.convert("RGBA"))
+        return image if image.mode == "RGB" else image.convert("RGB")
+    except ValueError:  # e.g. premultiplied "La"
+        raise ImageLoadError(f"unsupported colour mode {image.mode}") from None
+
+
+def _onto_white(rgba: Image.Image) -> Image.Image:
+    """Composite an RGBA image onto a white background."""
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+# --- arrays --------------------------------------------------------------------------------------------
+
+
+def _array_to_rgb(array: np.ndarray, max_pixels: int) -> Image.Image:
+    """Validate an H×W[×C] array and convert it to an RGB image."""
+    channels = array.shape[2] if array.ndim == 3 else 1
+    if array.size == 0 or array.ndim not in (2, 3) or channels not in (1, 3, 4):
+        raise ImageLoadError(f"{ARRAY_SHAPE}; got shape {array.shape}")
+    if not (_is_uint(array, 1) or _is_uint(array, 2) or array.dtype.kind == "f"):
+        raise ImageLoadError(f"{ARRAY_DTYPE}; got {array.dtype}")
+    _check_pixels(array.shape[1], array.shape[0], max_pixels)
+    if channels == 1:
+        array = array.reshape(array.shape[:2])
+    if channels == 4:
+        colour = _to_uint8(array[..., :3])
+        alpha = _alpha_to_uint8(array[..., 3])
+        return _onto_white(Image.fromarray(np.dstack([colour, alpha])))
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(array))).convert("RGB")
+
+
+def _to_uint8(values: np.ndarray, *, unit_floats: bool = True) -> np.ndarray:
+    """uint8 as is; floats within [0, 1] times 255 (if `unit_floats`); anything else min–max to 0–255."""
+    if _is_uint(values, 1):
+        return values
+    if values.dtype.kind == "f":
+        _check_finite(values)
+        if unit_floats and values.min() >= 0 and values.max() <= 1:
+            return np.rint(values.astype(np.float32) * 255).astype(np.uint8)
+    return np.rint(_unit_range(values) * 255).astype(np.uint8)
+
+
+def _alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
+    """Alpha channel to uint8: uint16 read as 0–65535, floats clipped to [0, 1]."""
+    if _is_uint(alpha, 1):
+        return alpha
+    if _is_uint(alpha, 2):
+        return np.rint(alpha / 257).astype(np.uint8)
+    _check_finite(alpha)
+    return np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+
+
+def _is_uint(values: np.ndarray, itemsize: int) -> bool:
+    """True for unsigned integers of `itemsize` bytes, in either byte order."""
+    return values.dtype.kind == "u" and values.dtype.itemsize == itemsize
+
+
+def _unit_range(values: np.ndarray) -> np.ndarray:
+    """Scale the actual min–max of `values` to [0, 1] (float32; a constant array gives zeros)."""
+    _check_finite(values)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, np.float32)
+    work = np.float64 if values.dtype == np.float64 else np.float32
+    return ((values.astype(work) - low) / (high - low)).astype(np.float32, copy=False)
+
+
+def _check_finite(values: np.ndarray) -> None:
+    """Refuse NaN and infinite values."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ImageLoadError("the image contains NaN or infinite values")
+
+
+# --- DICOM ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _dicom_functions() -> dict:
+    """pydicom's pixel helpers: ``pydicom.pixels`` (pydicom 3) or the older pixel_data_handlers (2.x)."""
+    try:
+        from pydicom import pixels as helpers
+    except ImportError:  # pydicom < 3
+        from pydicom.pixel_data_handlers import util as helpers
+    names = ("apply_modality_lut", "apply_voi_lut", "apply_windowing", "apply_color_lut")
+    functions = {name: getattr(helpers, name) for name in names}
+    functions["pixel_array"] = getattr(helpers, "pixel_array", None)
+    functions["convert_color_space"] = helpers.convert_color_space
+    return functions
+
+
+def _dicom_first_frame(ds) -> np.ndarray:
+    """Decode the first frame; colour comes back as RGB. Undecodable data raises ImageLoadError."""
+    from pydicom.uid import UID
+
+    functions = _dicom_functions()
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    syntax = syntax if isinstance(syntax, UID) else None  # a malformed file may hold several values
+    compressed = _is_compressed(syntax)
+    try:
+        if functions["pixel_array"] is not None:  # pydicom 3: decodes only frame 0, YBR -> RGB
+            return functions["pixel_array"](ds, index=0)
+        pixels = ds.pixel_array  # pydicom 2: all frames, colour space as stored
+        if int(ds.get("NumberOfFrames") or 1) > 1:
+            pixels = pixels[0]
+        photometric = str(ds.get("PhotometricInterpretation", ""))
+        if photometric.startswith("YBR") and pixels.ndim == 3 and not compressed:
+            pixels = functions["convert_color_space"](pixels, photometric, "RGB")
+        return pixels
+    except (NotImplementedError, RuntimeError) as exc:
+        if compressed:
+            message = (
+                f"the DICOM image is compressed as {syntax.name} ({syntax}), which no installed decoder "
+                "can read; export it uncompressed"
+            )
+        elif syntax is not None and syntax.name == str(syntax):  # pydicom does not know this UID
+            message = f"the DICOM file has an unknown transfer syntax ({syntax}); export it uncompressed"
+        else:
+            message = "the DICOM pixel data could not be decoded"
+        raise ImageLoadError(message) from exc
+    except Exception as exc:  # wrong lengths, inconsistent tags, ...
+        raise ImageLoadError("the DICOM pixel data is corrupt or truncated") from exc
+
+
+def _is_compressed(syntax) -> bool:
+    """True for a known compressed transfer syntax (False if missing or unknown)."""
+    try:
+        return syntax is not None and syntax.is_transfer_syntax and syntax.is_compressed
+    except ValueError:  # pydicom 2, for a private UID
+        return False
+
+
+def _dicom_to_uint8(pixels: np.ndarray, ds) -> np.ndarray:
+    """Decoded DICOM pixels to uint8 gray (H×W) or RGB (H×W×3)."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if pixels.ndim == 3:  # RGB, or YBR already converted to RGB
+        return _to_uint8(pixels)
+    if photometric == "PALETTE COLOR":
+        return _to_uint8(_dicom_functions()["apply_color_lut"](pixels, ds))
+    return _dicom_gray_to_uint8(pixels, ds, invert=photometric == "MONOCHROME1")
+
+
+def _dicom_gray_to_uint8(pixels: np.ndarray, ds, *, invert: bool) -> np.ndarray:
+    """Modality LUT, then VOI LUT/window (or min–max), optional MONOCHROME1 inversion, to uint8."""
+    values = _dicom_functions()["apply_modality_lut"](pixels, ds)
+    unit = _dicom_voi(values, ds)
+    if unit is None:
+        unit = _unit_range(values)
+    if invert:
+        unit = 1 - unit
+    return np.rint(unit * 255).astype(np.uint8)
+
+
+def _dicom_voi(values: np.ndarray, ds) -> np.ndarray | None:
+    """The file's VOI LUT or first window, mapped to [0, 1]; None if it defines no usable one."""
+    functions = _dicom_functions()
+    if "VOILUTSequence" in ds:
+        indices = np.rint(values).astype(np.int64) if values.dtype.kind == "f" else values  # LUT inputs
+        return _unit_range(functions["apply_voi_lut"](indices, ds, index=0))
+    if ds.get("WindowCenter") is None or ds.get("WindowWidth") is None:
+        return None
+    try:
+        center, width = _first_value(ds.WindowCenter), _first_value(ds.WindowWidth)
+        windowed = functions["apply_windowing"](values.astype(np.float64), ds, index=0)
+        # pydicom maps the window onto the stored value range; far below/above the window it returns
+        # exactly that range's two ends, which then become black and white.
+        probe = np.array([center - 50 * abs(width) - 1, center + 50 * abs(width) + 1], np.float64)
+        black, white = functions["apply_windowing"](probe, ds, index=0)
+    except (ValueError, TypeError, IndexError, ZeroDivisionError):
+        return None  # e.g. a zero or negative width
+    if white <= black:
+        return None
+    return np.clip((windowed - black) / (white - black), 0, 1).astype(np.float32)
+
+
+def _first_value(value) -> float:
+    """The first value of a possibly multi-valued DICOM number."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0]
+    return float(value)
