@@ -32,12 +32,18 @@ class ModelLoadError(ValueError):
     """A model that cannot be loaded; the message says why, in one line."""
 
 
-def save_pretrained(model: DiffMIC, folder: str | Path, card: str | None = None) -> Path:
-    """Write config.json, model.safetensors and README.md (``card`` or a default card) to ``folder``."""
+def save_pretrained(model: DiffMIC, folder: str | Path, card: str | None = None, half: bool = False) -> Path:
+    """Write config.json, model.safetensors and README.md (``card`` or a default card) to ``folder``.
+
+    ``half`` stores floating-point tensors as float16 (half the size; they are cast back to float32
+    on loading), which is how the bundled demo weights fit the repository's size budget.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save(folder / CONFIG_NAME)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
     save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "model_type": "diffmic"})
     (folder / CARD_NAME).write_text(card if card is not None else default_model_card(model.config))
     return folder

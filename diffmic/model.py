@@ -112,11 +112,11 @@ class DiffMIC(nn.Module):
         return next(self.parameters()).device
 
     # ---------------------------------------------------------------- hub I/O
-    def save_pretrained(self, folder: str | Path, **card: Any) -> Path:
-        """Write config.json, model.safetensors and a model card into ``folder``."""
+    def save_pretrained(self, folder: str | Path, card: str | None = None, half: bool = False) -> Path:
+        """Write config.json, model.safetensors and a model card into ``folder`` (see ``diffmic.hub``)."""
         from .hub import save_pretrained
 
-        return save_pretrained(self, folder, **card)
+        return save_pretrained(self, folder, card=card, half=half)
 
     @classmethod
     def from_pretrained(

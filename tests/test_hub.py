@@ -131,3 +131,15 @@ def test_a_file_instead_of_a_folder(saved):
     _, folder = saved
     with pytest.raises(ModelLoadError, match="is a file"):
         load_pretrained(folder / "config.json")
+
+
+def test_half_precision_weights_load_as_float32_with_close_outputs(tmp_path):
+    model = tiny_model(3)
+    model.save_pretrained(tmp_path / "half", half=True)
+    assert load_file(tmp_path / "half" / "model.safetensors")["denoiser.out.weight"].dtype == torch.float16
+    loaded = load_pretrained(tmp_path / "half")
+    assert loaded.denoiser.out.weight.dtype == torch.float32
+    img = random_image()
+    a = model.predict(img, sampler="ddim", steps=10, seed=0)
+    b = loaded.predict(img, sampler="ddim", steps=10, seed=0)
+    assert max(abs(a.prior["fused"][c] - b.prior["fused"][c]) for c in a.prior["fused"]) < 0.02

@@ -1,0 +1,33 @@
+"""The two small records every synthetic task shares: a generated ``Sample`` and a ``TaskSpec``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Sample:
+    """One generated image with its label and the ground-truth mask of the lesions that decide the class."""
+
+    image: np.ndarray  # uint8 (size, size, 3) RGB
+    label: int
+    mask: np.ndarray  # bool (size, size)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A synthetic classification task: its classes and its generator ``generate(rng, label, size)``."""
+
+    name: str
+    class_names: tuple[str, ...]
+    ordinal: bool
+    description: str
+    generate: Callable[[np.random.Generator, int, int], Sample]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
