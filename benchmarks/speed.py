@@ -72,9 +72,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = DiffMICConfig(class_names=[f"grade {i}" for i in range(5)], image_size=args.image_size,
-                        global_backbone=args.backbone, local_backbone=args.backbone,
-                        encoder_backbone=args.backbone, cam_size=7, timesteps=1000)
+    cfg = DiffMICConfig(
+        class_names=[f"grade {i}" for i in range(5)],
+        image_size=args.image_size,
+        global_backbone=args.backbone,
+        local_backbone=args.backbone,
+        encoder_backbone=args.backbone,
+        cam_size=7,
+        timesteps=1000,
+    )
     model = DiffMIC(cfg).eval()
     x1 = torch.randn(1, 3, args.image_size, args.image_size)
     x32 = torch.randn(32, 3, args.image_size, args.image_size)
@@ -84,17 +90,31 @@ def main() -> None:
     ref_part = timed(lambda: reference_chain(model, x1, args.reference_steps), 1)
     reference = ref_part * 1000 / args.reference_steps
     batch = timed(lambda: our_chain(model, x32, "ddpm", None), 1)
-    head_only = timed(lambda: denoise(lambda y, t, p: model.denoiser(torch.zeros(1, cfg.feature_dim), y, t, p),
-                                      torch.full((1, 5), 0.2), make_sampler("ddpm", model.diffusion)), 1)
+    head_only = timed(
+        lambda: denoise(
+            lambda y, t, p: model.denoiser(torch.zeros(1, cfg.feature_dim), y, t, p),
+            torch.full((1, 5), 0.2),
+            make_sampler("ddpm", model.diffusion),
+        ),
+        1,
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"ddpm_1000_s": round(ddpm, 4), "ddim_50_s": round(ddim, 4), "reference_1000_s": round(reference, 3),
-              "ratio": round(reference / ddpm, 1), "throughput_ips": round(32 / batch, 2),
-              "peak_mb": round(peak_mb, 1), "head_only_1000_s": round(head_only, 4),
-              "config": {"image_size": args.image_size, "backbone": args.backbone, "threads": args.threads}}
+    result = {
+        "ddpm_1000_s": round(ddpm, 4),
+        "ddim_50_s": round(ddim, 4),
+        "reference_1000_s": round(reference, 3),
+        "ratio": round(reference / ddpm, 1),
+        "throughput_ips": round(32 / batch, 2),
+        "peak_mb": round(peak_mb, 1),
+        "head_only_1000_s": round(head_only, 4),
+        "config": {"image_size": args.image_size, "backbone": args.backbone, "threads": args.threads},
+    }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"DiffMIC speed, {args.image_size}px, {args.backbone} x3, {args.threads} threads, batch 1 unless noted")
+    print(
+        f"DiffMIC speed, {args.image_size}px, {args.backbone} x3, {args.threads} threads, batch 1 unless noted"
+    )
     print(f"  T=1000 DDPM, encoder once      {ddpm:8.3f} s/image   (target <= 0.5)")
     print(f"    of which the 1000-step head  {head_only:8.3f} s")
     print(f"  DDIM, 50 steps                 {ddim:8.3f} s/image")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbones import create_backbone
 from .config import DiffMICConfig
 
 
@@ -125,13 +125,11 @@ class DualGuidance(nn.Module):
         super().__init__()
         self.config = config
         c = config.num_classes
-        self.global_net = timm.create_model(
-            config.global_backbone, pretrained=False, num_classes=0, global_pool=""
-        )
-        self.cam_head = nn.Conv2d(self.global_net.num_features, c, kernel_size=1)
-        self.local_net = timm.create_model(config.local_backbone, pretrained=False, num_classes=0)
-        self.attention_pool = GatedAttentionPool(self.local_net.num_features, config.attention_dim)
-        self.local_head = nn.Linear(self.local_net.num_features, c)
+        self.global_net, global_dim = create_backbone(config.global_backbone, pooled=False)
+        self.cam_head = nn.Conv2d(global_dim, c, kernel_size=1)
+        self.local_net, local_dim = create_backbone(config.local_backbone, probe_size=config.crop_size)
+        self.attention_pool = GatedAttentionPool(local_dim, config.attention_dim)
+        self.local_head = nn.Linear(local_dim, c)
 
     def class_activation_map(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) CAM logits, resized to the configured cam_size."""

@@ -14,11 +14,11 @@ drowning the label signal: on a toy task the noise MSE after 270 steps was 0.15 
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbones import create_backbone
 from .config import DiffMICConfig
 
 
@@ -42,8 +42,8 @@ class ConditionalDenoiser(nn.Module):
     def __init__(self, config: DiffMICConfig):
         super().__init__()
         c, d, T = config.num_classes, config.feature_dim, config.timesteps
-        self.encoder = timm.create_model(config.encoder_backbone, pretrained=False, num_classes=0)
-        self.project = nn.Sequential(nn.Linear(self.encoder.num_features, d), nn.BatchNorm1d(d))
+        self.encoder, encoder_dim = create_backbone(config.encoder_backbone)
+        self.project = nn.Sequential(nn.Linear(encoder_dim, d), nn.BatchNorm1d(d))
         self.layers = nn.ModuleList(
             [ConditionalLinear(2 * c, d, T), ConditionalLinear(d, d, T), ConditionalLinear(d, d, T)]
         )
