@@ -22,7 +22,7 @@ def resize_square(image: Image.Image, size: int) -> np.ndarray:
     image = center_square(image.convert("RGB"))
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)
 
 
 def normalise(pixels: np.ndarray | torch.Tensor, config: DiffMICConfig) -> torch.Tensor:

@@ -1,0 +1,151 @@
+"""The command line: predict's JSON schema, evaluate, train, and bad inputs ending with exit 2 and one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffmic.cli import main
+from diffmic.data.fixtures import write_image_folder_fixture
+from tests.helpers import random_image, tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    tiny_model(
+        4, class_names=["Grade 0", "Grade I", "Grade II", "Grade III"], task="placenta", ordinal=True
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "eye.png"
+    Image.fromarray(random_image()).save(path)
+    return path
+
+
+def test_predict_json_schema(model_dir, image_path, capsys):
+    argv = ["predict", str(image_path), "--model", str(model_dir), "--sampler", "ddim", "--steps", "10"]
+    assert main([*argv, "--samples", "4", "--seed", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"label", "probabilities", "prior", "uncertainty", "steps", "seconds"} <= out.keys()
+    classes = ["Grade 0", "Grade I", "Grade II", "Grade III"]
+    assert out["label"] in classes and list(out["probabilities"]) == classes
+    assert set(out["prior"]) == {"global", "local", "fused"} and all(
+        list(p) == classes for p in out["prior"].values()
+    )
+    assert out["steps"] == 10 and out["samples"] == 4 and out["sampler"] == "ddim"
+    assert {"agreement", "p_value", "distinguishable", "std"} <= out["uncertainty"].keys()
+    assert abs(sum(out["probabilities"].values()) - 1) < 1e-5
+    assert main([*argv, "--samples", "4", "--seed", "1", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["probabilities"] == out["probabilities"]  # seeded
+
+
+def test_predict_plain_text(model_dir, image_path, capsys):
+    assert (
+        main(["predict", str(image_path), "--model", str(model_dir), "--sampler", "ddim", "--steps", "5"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "prior" in out and "Grade" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"hello, not an image"), "not a recognised image"),
+        (lambda p: p.write_bytes(b""), "the file is empty"),
+        (lambda p: Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(p, format="PNG"), "at least 16"),
+        (lambda p: None, "file not found"),
+    ],
+)
+def test_bad_images_exit_2_with_one_line(model_dir, tmp_path, capsys, make, message):
+    path = tmp_path / "upload.png"
+    make(path)
+    assert main(["predict", str(path), "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_model_exit_2(image_path, tmp_path, capsys):
+    assert main(["predict", str(image_path), "--model", str(tmp_path)]) == 2
+    assert "missing config file" in capsys.readouterr().err
+    assert main(["predict", str(image_path), "--model", "no-such-org/no-such-model"]) == 2
+    assert "Hub" in capsys.readouterr().err
+
+
+def test_bad_sampling_arguments_exit_2(model_dir, image_path, capsys):
+    assert (
+        main(["predict", str(image_path), "--model", str(model_dir), "--sampler", "ddim", "--steps", "0"])
+        == 2
+    )
+    assert "steps must be between" in capsys.readouterr().err
+
+
+def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
+    root = write_image_folder_fixture(tmp_path / "pmg", "placenta", n_per_class=3, size=64, seed=0)
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(root), "--steps", "5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 12
+    for method in ("global", "local", "fused", "diffmic"):
+        assert 0 <= report[method]["accuracy"] <= 1 and report[method]["kappa_weights"] == "quadratic"
+        assert np.asarray(report[method]["confusion_matrix"]).sum() == 12
+
+
+def test_train_on_a_folder_then_predict(tmp_path, capsys):
+    root = write_image_folder_fixture(tmp_path / "pmg", "placenta", n_per_class=5, size=64, seed=0)
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--backbone",
+        "test_efficientnet",
+        "--cam-size",
+        "4",
+        "--crop-size",
+        "16",
+        "--num-crops",
+        "2",
+        "--feature-dim",
+        "16",
+        "--timesteps",
+        "50",
+        "--dcg-epochs",
+        "1",
+        "--diffusion-epochs",
+        "1",
+        "--batch-size",
+        "4",
+    ]
+    assert main(argv) == 0
+    assert (out / "model.safetensors").is_file() and (out / "checkpoint.pt").is_file()
+    image = next(root.rglob("*.png"))
+    assert main(["predict", str(image), "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 50
+
+
+def test_module_entry_point_help():
+    res = subprocess.run(
+        [sys.executable, "-m", "diffmic", "predict", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
+    assert res.returncode == 0 and "--sampler" in res.stdout and "--samples" in res.stdout
