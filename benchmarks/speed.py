@@ -113,7 +113,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(
-        f"DiffMIC speed, {args.image_size}px, {args.backbone} x3, {args.threads} threads, batch 1 unless noted"
+        f"DiffMIC speed, {args.image_size}px, {args.backbone} x3, {args.threads} threads, "
+        "batch 1 unless noted"
     )
     print(f"  T=1000 DDPM, encoder once      {ddpm:8.3f} s/image   (target <= 0.5)")
     print(f"    of which the 1000-step head  {head_only:8.3f} s")
