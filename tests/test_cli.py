@@ -1,4 +1,4 @@
-"""The command line: predict's JSON schema, evaluate, train, and bad inputs ending with exit 2 and one line."""
+"""The command line: predict JSON schema, evaluate, train, and bad inputs ending in exit 2 with one line."""
 
 import json
 import os
