@@ -110,6 +110,8 @@ def resolve_folder(folder_or_repo: str | Path, revision: str | None = None, toke
             f"cannot reach the Hugging Face Hub to fetch {text}, and it is not in the local cache"
         ) from err
     except Exception as err:  # network errors, timeouts, HTTP errors of any kind
+        if isinstance(err, TimeoutError) or "Timeout" in type(err).__name__:
+            raise ModelLoadError(f"timed out reaching the Hugging Face Hub for {text}") from err
         raise ModelLoadError(f"could not download {text} from the Hub: {type(err).__name__}: {err}") from err
 
 
