@@ -143,3 +143,29 @@ def test_half_precision_weights_load_as_float32_with_close_outputs(tmp_path):
     a = model.predict(img, sampler="ddim", steps=10, seed=0)
     b = loaded.predict(img, sampler="ddim", steps=10, seed=0)
     assert max(abs(a.prior["fused"][c] - b.prior["fused"][c]) for c in a.prior["fused"]) < 0.02
+
+
+def test_push_to_hub_uploads_config_weights_and_card(monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            self.token = token
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            uploaded["repo"] = (repo_id, private)
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = tiny_model(3).push_to_hub("demo-org/diffmic-tiny", private=True)
+    assert url.endswith("demo-org/diffmic-tiny") and uploaded["repo"] == ("demo-org/diffmic-tiny", True)
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(ModelLoadError, match="not a valid Hub repo id"):
+        tiny_model(3).push_to_hub("not a repo")
