@@ -112,16 +112,37 @@ class _Sampler:
 
     def init_sample(self, prior: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """y_T ~ N(prior, I)."""
-        noise = torch.randn(prior.shape, generator=generator, dtype=prior.dtype, device="cpu").to(
-            prior.device
-        )
-        return prior + noise
+        return prior + gaussian_like(prior, generator)
 
-    def _coefficients(self, t: int) -> tuple[float, float]:
-        """(alpha-bar at t, alpha-bar at the next timestep of the chain; 1.0 past the end)."""
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        prior: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """One reverse step from timestep t, given the predicted noise ``model_output``.
+
+        The last step of the chain (t = 0 or the smallest chosen timestep) returns the y0 estimate.
+        """
         ab = self.diffusion.alphas_cumprod
         prev = self.previous_timestep(t)
-        return float(ab[t]), float(ab[prev]) if prev >= 0 else 1.0
+        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
+        if prev < 0:
+            return StepOutput(y0, y0)
+        return StepOutput(
+            self._update(model_output, sample, prior, y0, float(ab[t]), float(ab[prev]), generator), y0
+        )
+
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
+        """The sample at the next timestep (alpha-bar ab_prev) from the one at ab_t: the sampler's rule."""
+        raise NotImplementedError
+
+
+def gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn on the CPU (reproducible on any device) and moved to x."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
 
 
 class DDPMSampler(_Sampler):
@@ -133,28 +154,14 @@ class DDPMSampler(_Sampler):
 
     name = "ddpm"
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        sample: torch.Tensor,
-        prior: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> StepOutput:
-        """One reverse step from timestep t given the predicted noise ``model_output``."""
-        ab_t, ab_prev = self._coefficients(t)
-        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
-        if self.previous_timestep(t) < 0:
-            return StepOutput(y0, y0)
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
         alpha_t = ab_t / ab_prev
         beta_t = 1 - alpha_t
         g0 = beta_t * math.sqrt(ab_prev) / (1 - ab_t)
         g1 = (1 - ab_prev) * math.sqrt(alpha_t) / (1 - ab_t)
         g2 = 1 + (math.sqrt(ab_t) - 1) * (math.sqrt(alpha_t) + math.sqrt(ab_prev)) / (1 - ab_t)
-        mean = g0 * y0 + g1 * sample + g2 * prior
         var = (1 - ab_prev) / (1 - ab_t) * beta_t
-        z = torch.randn(sample.shape, generator=generator, dtype=sample.dtype, device="cpu").to(sample.device)
-        return StepOutput(mean + math.sqrt(var) * z, y0)
+        return g0 * y0 + g1 * sample + g2 * prior + math.sqrt(var) * gaussian_like(sample, generator)
 
 
 class DDIMSampler(_Sampler):
@@ -168,26 +175,12 @@ class DDIMSampler(_Sampler):
             raise ValueError("eta must be >= 0")
         self.eta = eta
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        sample: torch.Tensor,
-        prior: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> StepOutput:
-        """One DDIM update from timestep t to the next timestep of the chain."""
-        ab_t, ab_prev = self._coefficients(t)
-        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
-        if self.previous_timestep(t) < 0:
-            return StepOutput(y0, y0)
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
         sigma = self.eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
-        direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * model_output
-        u_prev = math.sqrt(ab_prev) * (y0 - prior) + direction
+        u_prev = math.sqrt(ab_prev) * (y0 - prior) + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
-            z = torch.randn(sample.shape, generator=generator, dtype=sample.dtype, device="cpu")
-            u_prev = u_prev + sigma * z.to(sample.device)
-        return StepOutput(prior + u_prev, y0)
+            u_prev = u_prev + sigma * gaussian_like(sample, generator)
+        return prior + u_prev
 
 
 def make_sampler(
