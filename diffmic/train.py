@@ -198,6 +198,7 @@ class Trainer:
         self.best_dcg: dict[str, torch.Tensor] | None = None
         self.started = time.monotonic()
         self.last_checkpoint = time.monotonic()
+        self._tick = time.monotonic()  # wall-clock training time is summed across resumed runs
         self._new_stage(self.state["stage"])
 
     # ------------------------------------------------------------ set-up per stage
@@ -223,6 +224,9 @@ class Trainer:
         """Write model, EMA, optimiser and position atomically (main process only)."""
         if not self.dist.main:
             return
+        now = time.monotonic()
+        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + now - self._tick
+        self._tick = now
         self.out.mkdir(parents=True, exist_ok=True)
         payload = {
             "model": self.model.state_dict(),
@@ -422,6 +426,7 @@ class Trainer:
                 {
                     "train_config": asdict(self.tc),
                     "history": self.state["history"],
+                    "train_seconds": round(self.state.get("train_seconds", 0.0), 1),
                     "temperature": best.config.temperature,
                 },
                 indent=2,
