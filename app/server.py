@@ -1,0 +1,50 @@
+"""Serving: the request queue, upload limit, theme, torch threads, and a warm model before the first click."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import gradio as gr
+import torch
+
+from .models import ModelRegistry, warm_up
+from .settings import CONCURRENCY_LIMIT, MAX_FILE_SIZE, QUEUE_SIZE, Settings, load_settings, server_port
+from .widgets import CSS, THEME
+
+log = logging.getLogger(__name__)
+
+
+def warm(registry: ModelRegistry) -> None:
+    """Load the default model and run it once; a missing model is only logged (the page says so)."""
+    try:
+        warm_up(registry.get(registry.default_choice()).loaded)
+    except Exception as err:  # noqa: BLE001 - the app must start without models
+        log.warning("no model warmed up: %s", err)
+
+
+def launch(
+    demo: gr.Blocks,
+    registry: ModelRegistry | None = None,
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> tuple:
+    """Queue and launch ``demo`` on GRADIO_SERVER_NAME (default 0.0.0.0) and GRADIO_SERVER_PORT (7860)."""
+    settings = settings or load_settings()
+    torch.set_num_threads(settings.torch_threads)
+    if registry is not None:
+        warm(registry)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    options: dict[str, Any] = dict(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        server_port=server_port(),
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=[str(settings.assets_dir)],
+        theme=THEME,
+        css=CSS,
+        show_error=True,
+        footer_links=["api", "gradio"],
+    )
+    options.update(overrides)
+    return demo.launch(**options)

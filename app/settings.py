@@ -1,0 +1,67 @@
+"""Where the app finds its models and examples, and the defaults of its controls (read from the environment).
+
+| Variable | Default | Meaning |
+| --- | --- | --- |
+| ``DIFFMIC_WEIGHTS_DIR`` | ``<repo>/weights`` | bundled models, one folder per task |
+| ``DIFFMIC_ASSETS_DIR`` | ``<repo>/assets`` | example images, ``<task>/<label>_<n>.png`` |
+| ``DIFFMIC_MODEL_REPO`` | unset | Hub repo id selected by default (bundled weights are the fallback) |
+| ``DIFFMIC_TORCH_THREADS`` | ``1`` | torch threads per process (requests run in parallel instead) |
+| ``GRADIO_SERVER_PORT`` | ``7860`` | port of ``python app.py`` |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TASKS = {
+    "fundus": "Fundus photographs: diabetic-retinopathy grade (5 grades)",
+    "derm": "Dermoscopy: skin-lesion type (4 classes)",
+    "placenta": "Placental ultrasound: Grannum maturity grade (4 grades)",
+}
+DISCLAIMER = "Demo weights trained on synthetic images — not a medical device, not for clinical use."
+
+# Defaults of the Diagnose controls (also used by the latency benchmark).
+DEFAULT_SAMPLER = "DDPM"
+DEFAULT_DDIM_STEPS = 50
+DEFAULT_SAMPLES = 8
+DEFAULT_SEED = 0
+MAX_SAMPLES = 64
+MAX_STEPS = 1000
+
+# Serving.
+STREAM_INTERVAL_S = 0.1  # at most ~10 streamed updates per second
+CONCURRENCY_LIMIT = 2
+QUEUE_SIZE = 32
+MAX_FILE_SIZE = "20mb"
+EVAL_MAX_IMAGES = 2000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and defaults for one app instance."""
+
+    weights_dir: Path
+    assets_dir: Path
+    model_repo: str | None  # DIFFMIC_MODEL_REPO
+    torch_threads: int
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (at call time, so tests can point at temporary folders)."""
+    repo = os.environ.get("DIFFMIC_MODEL_REPO", "").strip() or None
+    threads = os.environ.get("DIFFMIC_TORCH_THREADS", "1").strip()
+    return Settings(
+        weights_dir=Path(os.environ.get("DIFFMIC_WEIGHTS_DIR") or REPO_ROOT / "weights").expanduser(),
+        assets_dir=Path(os.environ.get("DIFFMIC_ASSETS_DIR") or REPO_ROOT / "assets").expanduser(),
+        model_repo=repo,
+        torch_threads=max(1, int(threads)) if threads.isdigit() else 1,
+    )
+
+
+def server_port() -> int:
+    """The port of ``python app.py``: ``GRADIO_SERVER_PORT`` or 7860."""
+    value = os.environ.get("GRADIO_SERVER_PORT", "").strip()
+    return int(value) if value.isdigit() else 7860

@@ -1,0 +1,83 @@
+"""Builders shared by the app tests (a weights folder with a tiny model, example images, dataset zips),
+and tests of the small pieces they rely on (example discovery, settings)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from app.assets import class_index, label_from_filename, list_examples, normalise_name
+from app.settings import Settings, load_settings, server_port
+from diffmic.data.synthetic import TASKS, generate_sample
+from tests.helpers import tiny_model
+
+FUNDUS = list(TASKS["fundus"].class_names)
+
+
+def make_app_dirs(root: Path, n_examples: int = 5, image_size: int = 64) -> Settings:
+    """``root/weights/fundus`` (a tiny random model with the fundus classes) and ``root/assets/fundus``."""
+    model = tiny_model(5, class_names=FUNDUS, task="fundus", ordinal=True, image_size=image_size)
+    model.save_pretrained(root / "weights" / "fundus")
+    folder = root / "assets" / "fundus"
+    folder.mkdir(parents=True)
+    for i in range(n_examples):
+        s = generate_sample("fundus", i, 0, 128)
+        name = FUNDUS[s.label].lower().replace(" ", "_")
+        Image.fromarray(s.image).save(folder / f"{s.label}_{name}_{i}.png")  # as in the repo's assets/
+    return Settings(root / "weights", root / "assets", None, 1)
+
+
+def make_dataset_zip(root: Path, n_per_class: int = 2, task: str = "fundus") -> Path:
+    """A zipped folder-per-class dataset (one top-level folder, as when a folder is zipped)."""
+    from diffmic.data.fixtures import write_image_folder_fixture
+
+    data = write_image_folder_fixture(root / "dataset", task, n_per_class, 64, seed=1)
+    zip_path = root / "dataset.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for p in sorted(data.rglob("*")):
+            if p.is_file():
+                zf.write(p, Path("mydata") / p.relative_to(data))
+    return zip_path
+
+
+def test_examples_are_listed_with_their_labels(tmp_path):
+    settings = make_app_dirs(tmp_path, n_examples=5)
+    examples = list_examples(settings.assets_dir)
+    assert len(examples) == 5 and {e.task for e in examples} == {"fundus"}
+    for e in examples:
+        assert e.label in FUNDUS, e.path.name  # spelled as the class name
+        assert e.caption == e.label and e.thumbnail() == str(e.path)
+    assert label_from_filename(Path("proliferative_dr_3.png")) == "proliferative dr"
+    assert label_from_filename(Path("2_moderate_0.png")) == "moderate"
+    assert label_from_filename(Path("0_grade_0_0.png")) == "grade 0"
+    assert normalise_name("02_Moderate") == normalise_name("moderate")
+    assert class_index("grade ii", ["Grade I", "Grade II"]) == 1
+    assert list_examples(tmp_path / "nowhere") == []
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFMIC_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setenv("DIFFMIC_ASSETS_DIR", str(tmp_path / "a"))
+    monkeypatch.setenv("DIFFMIC_MODEL_REPO", "someone/diffmic-fundus")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    s = load_settings()
+    assert (s.weights_dir, s.assets_dir, s.model_repo) == (
+        tmp_path / "w",
+        tmp_path / "a",
+        "someone/diffmic-fundus",
+    )
+    assert server_port() == 7999
+    monkeypatch.delenv("GRADIO_SERVER_PORT")
+    monkeypatch.delenv("DIFFMIC_WEIGHTS_DIR")
+    assert server_port() == 7860
+    assert load_settings().weights_dir.name == "weights"
+
+
+def random_png(path: Path, size: int = 48) -> Path:
+    """A random RGB PNG."""
+    pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, "PNG")
+    return path
