@@ -30,7 +30,7 @@ from diffmic.metrics import classification_summary  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 
 KEYS = ("accuracy", "macro_f1", "kappa", "ece")
-METHODS = ("cnn", "global", "local", "fused", "diffmic")
+METHODS = ("cnn", "global", "local", "fused", "diffmic", "diffmic_single")
 
 
 def evaluate_task(task: str, weights: Path, n: int, sampler: str, steps: int | None, samples: int) -> dict:
@@ -40,7 +40,13 @@ def evaluate_task(task: str, weights: Path, n: int, sampler: str, steps: int | N
     start = time.perf_counter()
     report = evaluate(model, test, sampler=sampler, steps=steps, samples=samples, seed=0)
     seconds = time.perf_counter() - start
-    out = {m: {k: report[m][k] for k in KEYS} for m in ("global", "local", "fused", "diffmic")}
+    out = {
+        m: {k: report[m][k] for k in KEYS}
+        for m in ("global", "local", "fused", "diffmic", "diffmic_single")
+        if m in report
+    }
+    if "uncertainty" in report:
+        out["_uncertainty"] = report["uncertainty"]
     cnn_dir = ROOT / "runs" / f"cnn_{task}"
     if (cnn_dir / "cnn.json").is_file():
         cnn, cfg = load_cnn(cnn_dir)
@@ -84,7 +90,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--sampler", default="ddpm")
     p.add_argument("--steps", type=int)
-    p.add_argument("--samples", type=int, default=1)
+    p.add_argument(
+        "--samples", type=int, default=8, help="stochastic chains per image (the app's default: 8)"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder of <task>/ model folders")
     p.add_argument("--out", type=Path, help="also write the JSON here")
@@ -99,7 +107,9 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
     if args.json:
-        print(json.dumps({t: {m: v for m, v in r.items() if m != "_meta"} for t, r in results.items()}))
+        print(
+            json.dumps({t: {m: v for m, v in r.items() if not m.startswith("_")} for t, r in results.items()})
+        )
     else:
         print("\n\n".join(table(t, r) for t, r in results.items()))
 

@@ -64,12 +64,13 @@ def card(task: str, model, log: dict, accuracy: dict | None, faithfulness: dict 
             "## Held-out test figures",
             "",
             f"{meta.get('n', '?')} images; DiffMIC with {meta.get('sampler', 'ddpm')} "
-            f"({meta.get('steps') or 'T = 1000'} steps); kappa {meta.get('kappa', '')}.",
+            f"({meta.get('steps') or 'T = 1000'} steps, {meta.get('samples', 1)} samples per image, "
+            f"probabilities averaged); kappa {meta.get('kappa', '')}.",
             "",
             "| method | accuracy | macro-F1 | kappa | ECE |",
             "|---|---|---|---|---|",
         ]
-        for m in ("cnn", "global", "local", "fused", "diffmic"):
+        for m in ("cnn", "global", "local", "fused", "diffmic", "diffmic_single"):
             if m in accuracy:
                 r = accuracy[m]
                 lines.append(
@@ -78,7 +79,7 @@ def card(task: str, model, log: dict, accuracy: dict | None, faithfulness: dict 
         lines += [
             "",
             "`cnn`: a plain classifier with the same backbone, data and epochs; `global`/`local`/`fused`: "
-            "the DCG priors alone.",
+            "the DCG priors alone; `diffmic_single`: one chain per image instead of the samples averaged.",
             "",
         ]
     if faithfulness:

@@ -73,6 +73,10 @@ def evaluate(
         report[method] = classification_summary(res["labels"], probs, cfg.class_names, cfg.ordinal)
     if samples > 1:
         report["uncertainty"] = uncertainty_report(res["diffmic"], res["labels"])
+        # what a single chain would have answered (the first sample of each image)
+        report["diffmic_single"] = classification_summary(
+            res["labels"], res["diffmic"][:, 0], cfg.class_names, cfg.ordinal
+        )
     report["probabilities"] = res["diffmic"].mean(1).round(6).tolist()  # per image, mean over samples
     report["predictions"] = res["diffmic"].mean(1).argmax(-1).tolist()
     report["labels"] = res["labels"].tolist()
