@@ -209,7 +209,7 @@ class Diagnosis:
         crops = roi_patches(prepared.pixels, boxes, attention)
         order = np.argsort(-attention)  # roi_patches' order: most attended first
         return dict(
-            saliency=upscale(overlay(prepared.pixels, g.saliency[0].cpu().numpy())),
+            saliency=upscale(overlay(prepared.pixels, g.class_saliency()[0].cpu().numpy())),
             rois=upscale(draw_rois(prepared.pixels, boxes, attention)),
             crops=[(c, f"#{k + 1}: {attention[k]:.2f}") for (c, _), k in zip(crops, order, strict=True)],
         )
@@ -235,7 +235,7 @@ class Diagnosis:
         start: float,
         name: str,
     ) -> tuple:
-        heat = sel.loaded.grad_cam(np.asarray(image), pred.label_index, network="denoiser")
+        heat = sel.loaded.grad_cam(np.asarray(image), pred.label_index, network="global")
         files = write_downloads(traj, pred, sel.loaded.source, t_max, name)
         elapsed = time.perf_counter() - start
         return frame(

@@ -51,7 +51,7 @@ class LoadedModel:
         self._explainer: DiffMIC | None = None
         self._lock = threading.Lock()
 
-    def grad_cam(self, image: np.ndarray, class_index: int, network: str = "denoiser") -> np.ndarray:
+    def grad_cam(self, image: np.ndarray, class_index: int, network: str = "global") -> np.ndarray:
         """Grad-CAM heat map (S, S) of one image for a class, computed on a private copy of the model.
 
         Grad-CAM registers hooks on a layer; on the shared model the hooks would also see the forward

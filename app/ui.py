@@ -130,13 +130,19 @@ def _diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: Setti
                     summary = gr.Markdown("", label="summary", elem_id="summary")
             with gr.Row():
                 saliency = gr.Image(
-                    label="Global saliency (DCG)", interactive=False, elem_id="saliency", height=240
+                    label="Global saliency (CAM of the answer)",
+                    interactive=False,
+                    elem_id="saliency",
+                    height=240,
                 )
                 rois = gr.Image(
                     label="ROIs and attention weights", interactive=False, elem_id="rois", height=240
                 )
                 gradcam = gr.Image(
-                    label="Grad-CAM (denoiser, answer)", interactive=False, elem_id="gradcam", height=240
+                    label="Grad-CAM (global network, answer)",
+                    interactive=False,
+                    elem_id="gradcam",
+                    height=240,
                 )
             crops = gr.Gallery(label="ROI crops, by attention", columns=6, height=150, elem_id="crops")
             downloads = gr.File(

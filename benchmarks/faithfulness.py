@@ -1,12 +1,13 @@
 """Do the explanations point at the lesions? A pointing game against the generators' lesion masks.
 
 On held-out generated test images that have lesions (mask not empty), a map scores a hit when:
-- ``saliency``: the maximum of the DCG saliency map, upsampled to the image, lies within
-  ``tolerance`` pixels of a lesion pixel (tolerance = 1/16 of the image side, as the classic pointing
-  game allows 15 px at 224 px);
+- ``saliency``: the maximum of the global saliency the app shows (the CAM channel of the predicted
+  class), upsampled to the image, lies within ``tolerance`` pixels of a lesion pixel (tolerance =
+  1/16 of the image side; the classic pointing game allows 15 px at 224 px);
 - ``patch``: the ROI crop with the highest gated-attention weight contains a lesion pixel;
-- ``gradcam``: the maximum of the Grad-CAM map (denoiser network) lies within ``tolerance`` pixels of
-  a lesion pixel.
+- ``gradcam``: the same for the maximum of Grad-CAM on the global network (the app's Grad-CAM).
+Also reported: ``saliency_all_classes`` (the summed map the ROIs are chosen from), ``gradcam_denoiser``
+(Grad-CAM through the denoiser's encoder) and ``any_patch`` (a lesion in any of the K crops).
 
     python benchmarks/faithfulness.py [--tasks fundus derm placenta] [--n 300] [--json]
 """
@@ -46,7 +47,10 @@ def score_task(task: str, weights: Path, n: int, seed: int = 0) -> dict:
     size = model.config.image_size
     test = synthetic_splits(task, 0, n, size, seed=seed).test
     tol = max(1, size // 16)
-    hits = {"saliency": [], "patch": [], "gradcam": []}
+    hits: dict[str, list[bool]] = {
+        k: []
+        for k in ("saliency", "patch", "gradcam", "saliency_all_classes", "gradcam_denoiser", "any_patch")
+    }
     struct = np.ones((2 * tol + 1, 2 * tol + 1), bool)
     for i in np.flatnonzero(test.masks.reshape(len(test), -1).any(1)):
         mask = test.masks[i]
@@ -54,13 +58,19 @@ def score_task(task: str, weights: Path, n: int, seed: int = 0) -> dict:
         x = normalise(test.images[i : i + 1], model.config)
         with torch.no_grad():
             g = model.dcg(x)
-        r, c = max_point(g.saliency[0], size)
-        hits["saliency"].append(bool(near[r, c]))
+        cls = int(g.fused_prior[0].argmax())
+        maps = {
+            "saliency": g.class_saliency()[0],
+            "saliency_all_classes": g.saliency[0],
+            "gradcam": grad_cam(model, x, cls, network="global"),
+            "gradcam_denoiser": grad_cam(model, x, cls, network="denoiser"),
+        }
+        for name, heat in maps.items():
+            r, c = max_point(heat, size)
+            hits[name].append(bool(near[r, c]))
         x0, y0, x1, y1 = g.boxes[0, int(g.attention[0].argmax())].tolist()
         hits["patch"].append(bool(mask[y0:y1, x0:x1].any()))
-        cls = int(g.fused_prior[0].argmax())
-        r, c = max_point(grad_cam(model, x, cls, network="denoiser"), size)
-        hits["gradcam"].append(bool(near[r, c]))
+        hits["any_patch"].append(any(bool(mask[b[1] : b[3], b[0] : b[2]].any()) for b in g.boxes[0].tolist()))
     out = {k: round(float(np.mean(v)), 3) for k, v in hits.items()}
     out["_n"] = len(hits["patch"])
     return out
@@ -71,6 +81,7 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
     p.add_argument("--n", type=int, default=300, help="test images drawn (those with lesions are scored)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder of <task>/ model folders")
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -79,12 +90,21 @@ def main() -> None:
         for t in args.tasks
         if (args.weights / t / "model.safetensors").is_file()
     }
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=2))
     if args.json:
         print(json.dumps({t: {k: v for k, v in r.items() if k != "_n"} for t, r in res.items()}))
         return
-    print("| task | images with lesions | saliency | top patch | Grad-CAM |\n|---|---|---|---|---|")
+    print(
+        "| task | images with lesions | saliency | top patch | Grad-CAM | summed map | Grad-CAM (denoiser) "
+        "| any patch |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for t, r in res.items():
-        print(f"| {t} | {r['_n']} | {r['saliency']:.3f} | {r['patch']:.3f} | {r['gradcam']:.3f} |")
+        print(
+            f"| {t} | {r['_n']} | {r['saliency']:.3f} | {r['patch']:.3f} | {r['gradcam']:.3f} | "
+            f"{r['saliency_all_classes']:.3f} | {r['gradcam_denoiser']:.3f} | {r['any_patch']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,19 @@ class Guidance:
         """The diffusion's prior mean: the average of the global and local distributions."""
         return 0.5 * (self.global_prior + self.local_prior)
 
+    def class_saliency(self, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, S) CAM channel of one class per image (default: the fused prior's top class), in [0, 1].
+
+        This class-discriminative map is what the app shows as the global saliency; the ROIs are
+        chosen from ``saliency`` (all classes' channels summed), as in the paper.
+        """
+        if classes is None:
+            classes = self.fused_prior.argmax(-1)
+        maps = self.cam[torch.arange(self.cam.shape[0]), classes].detach()
+        flat = maps.flatten(1)
+        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        return ((flat - lo) / (hi - lo).clamp_min(1e-6)).view_as(maps)
+
 
 def normalised_saliency(cam: torch.Tensor) -> torch.Tensor:
     """Min-max normalise each class channel of a (B, C, S, S) CAM, sum over classes, rescale to [0, 1]."""

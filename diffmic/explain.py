@@ -89,7 +89,7 @@ def _last_stage(net: nn.Module) -> nn.Module:
     return net.get_submodule(net.feature_info[-1]["module"])
 
 
-def grad_cam(model: DiffMIC, x: torch.Tensor, class_index: int, network: str = "denoiser") -> np.ndarray:
+def grad_cam(model: DiffMIC, x: torch.Tensor, class_index: int, network: str = "global") -> np.ndarray:
     """Grad-CAM heat map (H, W) in [0, 1] of one preprocessed image (1, 3, H, W) for ``class_index``."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

@@ -129,3 +129,16 @@ def test_bad_arguments():
         tiny_config(1)
     with pytest.raises(ConfigError, match="num_crops"):
         tiny_config(num_crops=17)
+
+
+def test_class_saliency_is_the_cam_of_the_chosen_class():
+    model = tiny_model(4)
+    with torch.no_grad():
+        g = model.dcg(torch.randn(2, 3, 64, 64))
+    s = g.class_saliency(torch.tensor([1, 3]))
+    assert s.shape == (2, 4, 4) and float(s.min()) >= 0 and float(s.max()) <= 1
+    for b, k in enumerate([1, 3]):
+        assert int(s[b].argmax()) == int(g.cam[b, k].argmax())
+    default = g.class_saliency()
+    top = g.fused_prior.argmax(-1)
+    assert torch.equal(default, g.class_saliency(top))
