@@ -139,7 +139,7 @@ def _diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: Setti
                     label="ROIs and attention weights", interactive=False, elem_id="rois", height=240
                 )
                 gradcam = gr.Image(
-                    label="Grad-CAM (global network, answer)",
+                    label="Grad-CAM++ (global network, answer)",
                     interactive=False,
                     elem_id="gradcam",
                     height=240,

@@ -5,9 +5,11 @@ On held-out generated test images that have lesions (mask not empty), a map scor
   class), upsampled to the image, lies within ``tolerance`` pixels of a lesion pixel (tolerance =
   1/16 of the image side; the classic pointing game allows 15 px at 224 px);
 - ``patch``: the ROI crop with the highest gated-attention weight contains a lesion pixel;
-- ``gradcam``: the same for the maximum of Grad-CAM on the global network (the app's Grad-CAM).
-Also reported: ``saliency_all_classes`` (the summed map the ROIs are chosen from), ``gradcam_denoiser``
-(Grad-CAM through the denoiser's encoder) and ``any_patch`` (a lesion in any of the K crops).
+- ``gradcam``: the same for the maximum of the app's Grad-CAM map: Grad-CAM++ on the global network's
+  stride-16 stage.
+Also reported: ``saliency_all_classes`` (the summed map the ROIs are chosen from),
+``gradcam_last_stage`` (classic Grad-CAM on the last, stride-32 stage), ``gradcam_denoiser``
+(Grad-CAM++ through the denoiser's encoder) and ``any_patch`` (a lesion in any of the K crops).
 
     python benchmarks/faithfulness.py [--tasks fundus derm placenta] [--n 300] [--json]
 """
@@ -95,16 +97,19 @@ def main() -> None:
     if args.json:
         print(json.dumps({t: {k: v for k, v in r.items() if k != "_n"} for t, r in res.items()}))
         return
-    print(
-        "| task | images with lesions | saliency | top patch | Grad-CAM | summed map | Grad-CAM (denoiser) "
-        "| any patch |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    keys = [
+        "saliency",
+        "patch",
+        "gradcam",
+        "saliency_all_classes",
+        "gradcam_last_stage",
+        "gradcam_denoiser",
+        "any_patch",
+    ]
+    print("| task | images with lesions | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
     for t, r in res.items():
-        print(
-            f"| {t} | {r['_n']} | {r['saliency']:.3f} | {r['patch']:.3f} | {r['gradcam']:.3f} | "
-            f"{r['saliency_all_classes']:.3f} | {r['gradcam_denoiser']:.3f} | {r['any_patch']:.3f} |"
-        )
+        print(f"| {t} | {r['_n']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where the model looked: the DCG saliency map, the ROI patches, and Grad-CAM.
 
-Grad-CAM (via pytorch-grad-cam) can explain two networks:
+Grad-CAM and its variants (via pytorch-grad-cam) can explain two networks:
 - ``global``: the DCG's global classifier (its class logits), and
 - ``denoiser``: the denoiser's image encoder, through the clean-label estimate y0 that the
   denoiser makes from the prior mean at a middle timestep; this shows which pixels move the
@@ -84,27 +84,45 @@ class _DenoiserY0(nn.Module):
         return self.model.diffusion.predict_y0(prior, eps, t, prior)
 
 
-def _last_stage(net: nn.Module) -> nn.Module:
-    """The last feature stage of a timm CNN (its ``feature_info``), the usual Grad-CAM target layer."""
-    return net.get_submodule(net.feature_info[-1]["module"])
+CAM_METHODS = ("gradcam", "gradcam++", "layercam")
 
 
-def grad_cam(model: DiffMIC, x: torch.Tensor, class_index: int, network: str = "global") -> np.ndarray:
-    """Grad-CAM heat map (H, W) in [0, 1] of one preprocessed image (1, 3, H, W) for ``class_index``."""
-    from pytorch_grad_cam import GradCAM
+def _stage(net: nn.Module, stage: int) -> nn.Module:
+    """A feature stage of a timm CNN by its ``feature_info`` index (-1 = last, stride 32; -2 = stride 16)."""
+    return net.get_submodule(net.feature_info[stage]["module"])
+
+
+def grad_cam(
+    model: DiffMIC,
+    x: torch.Tensor,
+    class_index: int,
+    network: str = "global",
+    method: str = "gradcam++",
+    stage: int = -2,
+) -> np.ndarray:
+    """A gradient-based class-activation map (H, W) in [0, 1] of one preprocessed image (1, 3, H, W).
+
+    ``method`` is Grad-CAM, Grad-CAM++ or LayerCAM (pytorch-grad-cam); ``stage`` the backbone stage
+    whose activations are weighted. The default, Grad-CAM++ on the stride-16 stage, is the one that
+    pointed at lesions best in ``benchmarks/faithfulness.py`` (the last stage is only 4x4 at 128 px).
+    """
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    cams = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, LayerCAM), strict=True))
+    if method not in cams:
+        raise ValueError(f"unknown CAM method {method!r}; use one of {', '.join(CAM_METHODS)}")
     model.eval()
     if network == "global":
-        wrapped, layer = _GlobalLogits(model), _last_stage(model.dcg.global_net)
+        wrapped, layer = _GlobalLogits(model), _stage(model.dcg.global_net, stage)
     elif network == "denoiser":
         with torch.no_grad():
             prior = model.dcg(x).fused_prior
         wrapped = _DenoiserY0(model, prior, model.config.timesteps // 2)
-        layer = _last_stage(model.denoiser.encoder)
+        layer = _stage(model.denoiser.encoder, stage)
     else:
         raise ValueError(f"unknown network {network!r}; use 'denoiser' or 'global'")
     x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), GradCAM(model=wrapped, target_layers=[layer]) as cam:
+    with torch.enable_grad(), cams[method](model=wrapped, target_layers=[layer]) as cam:
         heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(class_index))])
     return np.nan_to_num(heat[0])

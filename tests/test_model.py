@@ -142,3 +142,16 @@ def test_class_saliency_is_the_cam_of_the_chosen_class():
     default = g.class_saliency()
     top = g.fused_prior.argmax(-1)
     assert torch.equal(default, g.class_saliency(top))
+
+
+@pytest.mark.parametrize("network", ["global", "denoiser"])
+@pytest.mark.parametrize(("method", "stage"), [("gradcam", -1), ("gradcam++", -2), ("layercam", -2)])
+def test_grad_cam_variants_give_a_normalised_map(network, method, stage):
+    from diffmic.explain import grad_cam
+
+    model = tiny_model(3)
+    x, _ = model.preprocess(random_image())
+    heat = grad_cam(model, x, 1, network=network, method=method, stage=stage)
+    assert heat.shape == (64, 64) and heat.min() >= 0 and heat.max() <= 1 + 1e-6
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        grad_cam(model, x, 1, method="scorecam")
