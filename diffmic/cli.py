@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--joint-dcg", action="store_true", help="keep training the DCG during the diffusion stage"
     )
+    p.add_argument(
+        "--timesteps-per-image",
+        type=int,
+        default=4,
+        help="(t, noise) draws per image in each diffusion step; the encoder runs once (default 4)",
+    )
     p.add_argument("--max-minutes", type=float, help="stop after a checkpoint when this much time has passed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -192,6 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         dcg_lr=args.dcg_lr,
         joint_dcg=args.joint_dcg,
+        timesteps_per_image=args.timesteps_per_image,
         max_minutes=args.max_minutes,
         seed=args.seed,
         device=args.device,

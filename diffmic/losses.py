@@ -52,15 +52,26 @@ def diffusion_loss(
     mmd_weight: float,
     bandwidth: float,
     generator: torch.Generator | None = None,
+    timesteps_per_image: int = 1,
 ) -> DiffusionLoss:
     """||eps - eps_theta(x, y_t, t, fused)||^2 + w * [MMD(eps, eps_theta|global) + MMD(eps, eps_theta|local)].
 
     The three chains share t and eps; y_t^global and y_t^local are diffused towards their own priors.
+    ``timesteps_per_image`` > 1 draws several (t, eps) per image: the image is encoded once and only
+    the cheap per-step head runs on the extra rows, so each batch teaches more of the chain.
     """
+    k = timesteps_per_image
+    if k > 1:
+        features, y0 = features.repeat_interleave(k, 0), y0.repeat_interleave(k, 0)
+        priors = tuple(
+            p.repeat_interleave(k, 0)
+            for p in (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
+        )
+    else:
+        priors = (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
     b = y0.shape[0]
     t = antithetic_timesteps(b, diffusion.timesteps, generator).to(y0.device)
     eps = torch.randn(y0.shape, generator=generator).to(y0.device)
-    priors = (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
     if mmd_weight > 0:
         # one batched pass over the three conditionings
         y_t = torch.cat([diffusion.q_sample(y0, p, t, eps) for p in priors])

@@ -50,6 +50,7 @@ class TrainConfig:
     ema_decay: float = 0.99
     grad_clip: float = 1.0
     joint_dcg: bool = False
+    timesteps_per_image: int = 4  # (t, eps) draws per image and step: the encoder runs once for all of them
     init_encoder_from_dcg: bool = True  # start the denoiser's encoder from the trained global network
     augment: bool = True
     val_sampler: str = "ddim"
@@ -283,6 +284,7 @@ class Trainer:
             self.cfg.mmd_weight,
             bandwidth,
             self.generator,
+            timesteps_per_image=self.tc.timesteps_per_image,
         )
         loss = parts.total + (dcg_loss(guidance, y) if self.tc.joint_dcg else 0.0)
         return loss, {
