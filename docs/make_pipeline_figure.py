@@ -40,8 +40,8 @@ def make_figure(model: DiffMIC, image: Path, out: Path, seed: int = 0) -> Path:
     ax.imshow(prepared.pixels)
     ax.set_title("1. image", fontsize=10)
     ax = fig.add_subplot(grid[:, 1])
-    ax.imshow(draw_rois(overlay(prepared.pixels, g.saliency[0].numpy()), boxes, att, scale=2))
-    ax.set_title("2. global saliency + ROIs", fontsize=10)
+    ax.imshow(draw_rois(overlay(prepared.pixels, g.class_saliency()[0].numpy()), boxes, att, scale=2))
+    ax.set_title("2. CAM of the answer + ROIs", fontsize=10)
     for k, (crop, caption) in enumerate(roi_patches(prepared.pixels, boxes, att)[:2]):
         ax = fig.add_subplot(grid[k, 2])
         ax.imshow(crop)
