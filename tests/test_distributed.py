@@ -23,6 +23,8 @@ torch.distributed.all_gather(gathered, w)
 same = all(torch.equal(gathered[0], x) for x in gathered)
 with open({out!r} + f".rank{{t.dist.rank}}", "w") as f:
     f.write(f"RANK {{t.dist.rank}} WORLD {{t.dist.world}} SAME {{same}}")
+torch.distributed.barrier()
+torch.distributed.destroy_process_group()
 """
 
 
@@ -39,7 +41,7 @@ def test_two_process_training_keeps_ranks_identical(tmp_path):
         timeout=300,
         env=env,
     )
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-3000:]
     lines = [(tmp_path / f"run.rank{r}").read_text() for r in (0, 1)]
     assert lines == ["RANK 0 WORLD 2 SAME True", "RANK 1 WORLD 2 SAME True"]
     assert (tmp_path / "run" / "model.safetensors").is_file()  # written by rank 0 only
