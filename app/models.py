@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffmic.hub import CONFIG_NAME, WEIGHTS_NAME, ModelLoadError, resolve_folder
+from diffmic.hub import CONFIG_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
 from diffmic.model import DiffMIC
 
 from .settings import TASKS, Settings
@@ -80,15 +80,8 @@ class Selection:
 
 
 def _is_repo_id(text: str) -> bool:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if text.count("/") != 1 or Path(text).exists():
-        return False
-    try:
-        validate_repo_id(text)
-    except HFValidationError:
-        return False
-    return True
+    """A Hub repo id that is not also a local path."""
+    return is_repo_id(text) and not Path(text).exists()
 
 
 class ModelRegistry:

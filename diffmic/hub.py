@@ -62,7 +62,8 @@ def default_model_card(config: DiffMICConfig, body: str = "") -> str:
     )
 
 
-def _is_repo_id(text: str) -> bool:
+def is_repo_id(text: str) -> bool:
+    """True for a syntactically valid Hub repo id ("org/name"), checked before any network call."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     if text.count("/") != 1 or text.startswith((".", "/", "~")):
@@ -82,7 +83,7 @@ def resolve_folder(folder_or_repo: str | Path, revision: str | None = None, toke
     text = str(folder_or_repo)
     if path.exists():
         raise ModelLoadError(f"{text} is a file; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    if not _is_repo_id(text):
+    if not is_repo_id(text):
         raise ModelLoadError(f"{text!r} is neither a local folder nor a valid Hub repo id (like 'org/name')")
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import snapshot_download
@@ -189,7 +190,7 @@ def push_to_hub(
 
     from huggingface_hub import HfApi
 
-    if not _is_repo_id(repo_id):
+    if not is_repo_id(repo_id):
         raise ModelLoadError(f"{repo_id!r} is not a valid Hub repo id (like 'org/name')")
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
     with tempfile.TemporaryDirectory() as tmp:
