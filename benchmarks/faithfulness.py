@@ -51,7 +51,15 @@ def score_task(task: str, weights: Path, n: int, seed: int = 0) -> dict:
     tol = max(1, size // 16)
     hits: dict[str, list[bool]] = {
         k: []
-        for k in ("saliency", "patch", "gradcam", "saliency_all_classes", "gradcam_denoiser", "any_patch")
+        for k in (
+            "saliency",
+            "patch",
+            "gradcam",
+            "saliency_all_classes",
+            "gradcam_last_stage",
+            "gradcam_denoiser",
+            "any_patch",
+        )
     }
     struct = np.ones((2 * tol + 1, 2 * tol + 1), bool)
     for i in np.flatnonzero(test.masks.reshape(len(test), -1).any(1)):
@@ -64,7 +72,8 @@ def score_task(task: str, weights: Path, n: int, seed: int = 0) -> dict:
         maps = {
             "saliency": g.class_saliency()[0],
             "saliency_all_classes": g.saliency[0],
-            "gradcam": grad_cam(model, x, cls, network="global"),
+            "gradcam": grad_cam(model, x, cls),
+            "gradcam_last_stage": grad_cam(model, x, cls, method="gradcam", stage=-1),
             "gradcam_denoiser": grad_cam(model, x, cls, network="denoiser"),
         }
         for name, heat in maps.items():
