@@ -33,6 +33,17 @@ KEYS = ("accuracy", "macro_f1", "kappa", "ece")
 METHODS = ("cnn", "global", "local", "fused", "diffmic", "diffmic_single")
 
 
+def cnn_row(task: str, n: int) -> dict:
+    """The plain-CNN baseline's metrics on the same test images, when ``runs/cnn_<task>`` exists."""
+    cnn_dir = ROOT / "runs" / f"cnn_{task}"
+    if not (cnn_dir / "cnn.json").is_file():
+        return {}
+    cnn, cfg = load_cnn(cnn_dir)
+    test = synthetic_splits(task, 0, n, cfg.image_size, seed=0).test
+    summary = classification_summary(test.labels, predict_probs(cnn, test, cfg), cfg.class_names, cfg.ordinal)
+    return {"cnn": {k: summary[k] for k in KEYS}}
+
+
 def evaluate_task(task: str, weights: Path, n: int, sampler: str, steps: int | None, samples: int) -> dict:
     """All methods' headline metrics on n held-out generated images of one task."""
     model = DiffMIC.from_pretrained(weights / task)
@@ -47,13 +58,7 @@ def evaluate_task(task: str, weights: Path, n: int, sampler: str, steps: int | N
     }
     if "uncertainty" in report:
         out["_uncertainty"] = report["uncertainty"]
-    cnn_dir = ROOT / "runs" / f"cnn_{task}"
-    if (cnn_dir / "cnn.json").is_file():
-        cnn, cfg = load_cnn(cnn_dir)
-        summary = classification_summary(
-            test.labels, predict_probs(cnn, test, cfg), cfg.class_names, cfg.ordinal
-        )
-        out["cnn"] = {k: summary[k] for k in KEYS}
+    out.update(cnn_row(task, n))
     out["_meta"] = {
         "n": len(test),
         "sampler": sampler,
@@ -96,9 +101,18 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder of <task>/ model folders")
     p.add_argument("--out", type=Path, help="also write the JSON here")
+    p.add_argument(
+        "--add-cnn", action="store_true", help="add the CNN rows to the --out file of an earlier run"
+    )
     args = p.parse_args()
     torch.set_num_threads(2)
-    results = {}
+    results: dict = {}
+    if args.add_cnn:  # only (re)compute the CNN rows of an earlier --out file
+        results = json.loads(args.out.read_text())
+        for task in args.tasks:
+            if task in results:
+                results[task].update(cnn_row(task, results[task]["_meta"]["n"]))
+        args.tasks = []
     for task in args.tasks:
         if not (args.weights / task / "model.safetensors").is_file():
             print(f"skipping {task}: no {args.weights / task}", file=sys.stderr)
