@@ -35,11 +35,18 @@ def train_command(task: str, log: dict, cfg: dict) -> str:
     return " \\\n  ".join(parts)
 
 
-def card(task: str, model, log: dict, accuracy: dict | None, faithfulness: dict | None) -> str:
+def card(
+    task: str,
+    model,
+    log: dict,
+    accuracy: dict | None,
+    faithfulness: dict | None,
+    minutes: float | None = None,
+) -> str:
     """The model card body for one bundled model."""
     cfg = model.config.to_dict()
     spec = TASKS[task]
-    hours = log.get("train_seconds")
+    seconds = minutes * 60 if minutes else log.get("train_seconds")
     lines = [
         "## Data",
         "",
@@ -53,7 +60,8 @@ def card(task: str, model, log: dict, accuracy: dict | None, faithfulness: dict 
         train_command(task, log, cfg),
         "```",
         "",
-        f"CPU, 2 cores{f', {hours / 60:.0f} min' if hours else ''}. Best EMA weights by validation macro-F1; "
+        f"CPU, 2 cores shared with other jobs{f', {seconds / 60:.0f} min wall-clock' if seconds else ''}. "
+        "Best EMA weights by validation macro-F1; "
         f"softmax temperature calibrated on validation data: {model.config.temperature:.3f}. "
         "Weights stored as float16.",
         "",
@@ -86,7 +94,7 @@ def card(task: str, model, log: dict, accuracy: dict | None, faithfulness: dict 
         lines += [
             "## Explanations (pointing game against the lesion masks)",
             "",
-            "| global saliency | top ROI patch | Grad-CAM |",
+            "| global saliency (CAM of the answer) | top ROI patch | Grad-CAM++ (stride-16 stage) |",
             "|---|---|---|",
             "| {saliency:.3f} | {patch:.3f} | {gradcam:.3f} |".format(**faithfulness),
             "",
@@ -107,6 +115,7 @@ def main() -> None:
     p.add_argument("--accuracy", type=Path)
     p.add_argument("--faithfulness", type=Path)
     p.add_argument("--cards-only", action="store_true", help="rewrite the cards of weights/ without copying")
+    p.add_argument("--minutes", nargs="*", default=[], help="task=MIN: training time where the log lacks it")
     args = p.parse_args()
     acc = json.loads(args.accuracy.read_text()) if args.accuracy else {}
     faith = json.loads(args.faithfulness.read_text()) if args.faithfulness else {}
@@ -115,7 +124,8 @@ def main() -> None:
         model = load_pretrained(dest if args.cards_only else run)
         log_path = run / "train_log.json"
         log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-        text = card(task, model, log, acc.get(task), faith.get(task))
+        minutes = dict(item.split("=") for item in args.minutes).get(task)
+        text = card(task, model, log, acc.get(task), faith.get(task), float(minutes) if minutes else None)
         model.save_pretrained(dest, card=text, half=True) if not args.cards_only else (
             dest / "README.md"
         ).write_text(text)
