@@ -34,6 +34,16 @@ from diffmic.explain import grad_cam  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 from diffmic.transforms import normalise  # noqa: E402
 
+KEYS = (
+    "saliency",
+    "patch",
+    "gradcam",
+    "saliency_all_classes",
+    "gradcam_last_stage",
+    "gradcam_denoiser",
+    "any_patch",
+)
+
 
 def max_point(heat: torch.Tensor | np.ndarray, size: int) -> tuple[int, int]:
     """(row, col) of the maximum of a map upsampled bilinearly to size x size."""
@@ -49,18 +59,7 @@ def score_task(task: str, weights: Path, n: int, seed: int = 0) -> dict:
     size = model.config.image_size
     test = synthetic_splits(task, 0, n, size, seed=seed).test
     tol = max(1, size // 16)
-    hits: dict[str, list[bool]] = {
-        k: []
-        for k in (
-            "saliency",
-            "patch",
-            "gradcam",
-            "saliency_all_classes",
-            "gradcam_last_stage",
-            "gradcam_denoiser",
-            "any_patch",
-        )
-    }
+    hits: dict[str, list[bool]] = {k: [] for k in KEYS}
     struct = np.ones((2 * tol + 1, 2 * tol + 1), bool)
     for i in np.flatnonzero(test.masks.reshape(len(test), -1).any(1)):
         mask = test.masks[i]
@@ -106,15 +105,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({t: {k: v for k, v in r.items() if k != "_n"} for t, r in res.items()}))
         return
-    keys = [
-        "saliency",
-        "patch",
-        "gradcam",
-        "saliency_all_classes",
-        "gradcam_last_stage",
-        "gradcam_denoiser",
-        "any_patch",
-    ]
+    keys = KEYS
     print("| task | images with lesions | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for t, r in res.items():
