@@ -26,7 +26,7 @@ from .diagnose import UserError, check_params
 from .models import ModelRegistry
 from .outputs import new_run_folder
 from .settings import DEFAULT_DDIM_STEPS, EVAL_MAX_IMAGES, MAX_STEPS
-from .widgets import disclaimer, error_box, model_dropdown
+from .widgets import disclaimer, error_box, model_dropdown, show_error
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,7 @@ class Evaluation:
             log.exception("evaluation failed")
             message = f"the evaluation failed ({type(err).__name__}: {err})"
         gr.Warning(message)
-        return (
-            *(gr.skip() for _ in range(N_OUTPUTS - 1)),
-            gr.update(value=report.error_markdown(message), visible=True),
-        )
+        return show_error(N_OUTPUTS, message)
 
     def _run(
         self, zip_file: Any, model_choice: str, sampler: str, steps: Any, samples: Any, progress

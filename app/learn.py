@@ -19,14 +19,14 @@ from PIL import Image
 from diffmic.hub import ModelLoadError
 from diffmic.model import DiffMIC, Prepared
 
-from . import figures, report
+from . import figures
 from .assets import class_index, label_from_filename, list_examples
 from .diagnose import UserError, read_upload
 from .forward_figure import forward_process_figure
 from .models import ModelRegistry
 from .settings import DEFAULT_DDIM_STEPS, Settings
 from .trajectory import Trajectory
-from .widgets import disclaimer, error_box, model_dropdown
+from .widgets import disclaimer, error_box, model_dropdown, show_error
 
 log = logging.getLogger(__name__)
 
@@ -152,20 +152,14 @@ class Lessons:
             image, true_label = self._image(example, model)
         except (UserError, ModelLoadError) as err:
             gr.Warning(str(err))
-            return (
-                *(gr.skip() for _ in range(outputs - 1)),
-                gr.update(value=report.error_markdown(str(err)), visible=True),
-            )
+            return show_error(outputs, str(err))
         try:
             return self._lessons(model, image, true_label, selection.notice)
         except Exception as err:
             log.exception("lessons failed")
             message = f"the lesson failed ({type(err).__name__}: {err})"
             gr.Warning(message)
-            return (
-                *(gr.skip() for _ in range(outputs - 1)),
-                gr.update(value=report.error_markdown(message), visible=True),
-            )
+            return show_error(outputs, message)
 
     def _lessons(
         self, model: DiffMIC, image: Image.Image, true_label: str | None, notice: str | None

@@ -26,6 +26,14 @@ def error_box(elem_id: str) -> gr.Markdown:
     return gr.Markdown("", label="error", visible=False, elem_classes="error-box", elem_id=elem_id)
 
 
+def show_error(n_outputs: int, message: str) -> tuple:
+    """Outputs of a handler that failed: every output left as it is but the last, the error box, shown."""
+    return (
+        *(gr.skip() for _ in range(n_outputs - 1)),
+        gr.update(value=report.error_markdown(message), visible=True),
+    )
+
+
 def model_dropdown(registry: ModelRegistry, elem_id: str) -> gr.Dropdown:
     """Bundled models, or any Hub repo id typed in."""
     return gr.Dropdown(
