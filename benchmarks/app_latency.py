@@ -108,6 +108,15 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 180.0) ->
     raise TimeoutError(f"the app did not answer at {url} within {timeout_s:.0f} s")
 
 
+def stop_app(proc: subprocess.Popen) -> None:
+    """Terminate the app, killing it if it does not exit within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def one_run(client, image: Path, args: tuple) -> tuple[float, float, int]:
     """(first frame, full run, number of streamed updates) of one Diagnose run."""
     from gradio_client import handle_file
@@ -151,11 +160,7 @@ def measure(weights: Path | None, runs: int, keep: bool) -> dict:
         warm = one_run(client, image, settings)
         timed = [one_run(client, image, settings) for _ in range(runs)]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
         if not keep:
             import shutil
 

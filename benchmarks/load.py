@@ -12,57 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import psutil
+from app_latency import free_port, start_app, stop_app, wait_until_up  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB."""
     proc = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
-
-
-def start_server(port: int) -> subprocess.Popen:
-    """Launch the app on loopback; returns once it accepts connections (or raises)."""
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_NAME": HOST,
-        "GRADIO_SERVER_PORT": str(port),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the app exited during start-up")
-        try:
-            with socket.create_connection((HOST, port), timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not start within 120 s")
 
 
 def run_load(
@@ -123,7 +89,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     port = free_port()
-    server = start_server(port)
+    server = start_app(ROOT / "weights", ROOT / "assets", port, Path(tempfile.mkdtemp()) / "app.log")
+    wait_until_up(f"http://{HOST}:{port}/", server)
     try:
         warm = threading.Event()
         rss_start = rss_mb(server.pid)
@@ -148,11 +115,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         rss_after = rss_mb(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_app(server)
     lat = np.array(latencies) if latencies else np.array([np.nan])
     result = {
         "requests": len(latencies) + len(failures),
