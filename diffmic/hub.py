@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -198,8 +198,3 @@ def push_to_hub(
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message="Upload DiffMIC model")
     return str(url)
-
-
-def describe(folder: str | Path) -> dict[str, Any]:
-    """Config of a saved model as a dict, without building the network."""
-    return DiffMICConfig.load(Path(folder) / CONFIG_NAME).to_dict()
