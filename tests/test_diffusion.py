@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from diffmic.diffusion import DDIMSampler, DDPMSampler, LabelDiffusion, make_betas, make_sampler
 from diffmic.losses import antithetic_timesteps, mmd
 from diffmic.pipeline import denoise, denoise_steps
+from tests.card_reference import card_reverse_chain, softmax
 
 
 def test_linear_schedule_closed_form():
@@ -140,25 +142,35 @@ def test_exact_noise_predictor_recovers_y0():
     assert final.probs.argmax(-1).tolist() == [[1, 1, 1], [0, 0, 0]]
 
 
-def test_stream_length_and_last_state_equal_fast_path():
-    d = LabelDiffusion(100)
-    prior = torch.tensor([[0.2, 0.8]])
+def test_stream_and_fast_path_follow_cards_reverse_chain():
+    """Every streamed state, and the fast path's answer, against CARD's chain written out in numpy."""
+    T, samples, temperature = 100, 4, 0.5
+    prior = torch.tensor([[0.2, 0.8], [0.7, 0.3]], dtype=torch.float64)
+
+    def eps(y_t, t, p):  # an analytic noise predictor that depends on all three inputs
+        return 0.1 * (y_t - p) + 0.05 * np.sin(t / 10)[:, None]
 
     def eps_fn(y_t, t, p):
-        return 0.1 * (y_t - p)
+        return torch.from_numpy(eps(y_t.numpy(), t.numpy(), p.numpy()))
 
-    states = list(
-        denoise_steps(
-            eps_fn, prior, make_sampler("ddpm", d), samples=4, generator=torch.Generator().manual_seed(7)
-        )
-    )
-    assert len(states) == 100 and [s.index for s in states] == list(range(100))
-    assert states[0].t == 99 and states[-1].t == 0 and states[-1].is_last
-    fast = denoise(
-        eps_fn, prior, make_sampler("ddpm", d), samples=4, generator=torch.Generator().manual_seed(7)
-    )
-    assert torch.equal(states[-1].sample, fast.sample)
-    assert states[-1].probs.shape == (1, 4, 2)
+    def run(chain):
+        gen = torch.Generator().manual_seed(7)
+        return chain(eps_fn, prior, make_sampler("ddpm", LabelDiffusion(T)), samples, gen, temperature)
+
+    states, fast = list(run(denoise_steps)), run(denoise)
+    # the chain's noise as the pipeline draws it from the seeded generator: y_T, then one per step t > 0
+    gen = torch.Generator().manual_seed(7)
+    noise = [torch.randn(2 * samples, 2, generator=gen, dtype=torch.float64).numpy() for _ in range(T)]
+    expected = card_reverse_chain(eps, prior.numpy().repeat(samples, axis=0), noise)
+
+    assert [(s.index, s.t, s.total) for s in states] == [(i, T - 1 - i, T) for i in range(T)]
+    assert states[-1].is_last and not states[-2].is_last
+    for state, y in zip(states, expected, strict=True):
+        np.testing.assert_allclose(state.sample.reshape(-1, 2).numpy(), y, rtol=1e-9, atol=1e-9)
+    y0 = expected[-1].reshape(2, samples, 2)
+    np.testing.assert_allclose(fast.sample.numpy(), y0, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast.pred_y0.numpy(), y0, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast.probs.numpy(), softmax(y0, temperature), rtol=1e-9, atol=1e-12)
 
 
 def test_mmd_zero_for_same_sample_and_grows_with_shift():
