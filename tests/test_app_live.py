@@ -139,6 +139,7 @@ def chromium_or_skip() -> str:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_browser_end_to_end(live, tmp_path):
     chromium = chromium_or_skip()

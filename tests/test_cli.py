@@ -102,6 +102,7 @@ def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
         assert np.asarray(report[method]["confusion_matrix"]).sum() == 12
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_then_predict(tmp_path, capsys):
     root = write_image_folder_fixture(tmp_path / "pmg", "placenta", n_per_class=5, size=64, seed=0)
     out = tmp_path / "run"

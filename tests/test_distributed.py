@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
@@ -28,6 +30,7 @@ torch.distributed.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_two_process_training_keeps_ranks_identical(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT.format(root=str(ROOT), out=str(tmp_path / "run")))

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from diffmic.data.datasets import ArrayDataset, Splits
@@ -49,6 +50,7 @@ def losses(trainer: Trainer) -> tuple[float, float]:
     return dcg_loss(g, y).item(), d.total.item()
 
 
+@pytest.mark.slow
 def test_training_lowers_both_losses_and_saves_the_best_model(tmp_path):
     tc = TrainConfig(
         out_dir=str(tmp_path / "run"),
