@@ -11,8 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-BUNDLED = Path(__file__).resolve().parent.parent / "weights"
-TASKS = ("fundus", "derm", "placenta")
+from .config import DiffMICConfig
+from .options import APP_DEFAULT, SamplingOptions
+from .tasks import TASKS
+from .train import TrainConfig
+
+MODEL_DEFAULTS = DiffMICConfig()
+TRAIN_DEFAULTS = TrainConfig()
 
 
 class CLIError(Exception):
@@ -20,48 +25,66 @@ class CLIError(Exception):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (saved in config.json)")
-    g.add_argument("--image-size", type=int, default=128, help="input side in pixels (default 128)")
+    d = MODEL_DEFAULTS
+    g = p.add_argument_group("model (saved in config.json; defaults from DiffMICConfig)")
     g.add_argument(
-        "--backbone", default="resnet10t", help="timm model for all three networks (default resnet10t)"
+        "--image-size", type=int, default=d.image_size, help="global view side (default %(default)s)"
     )
-    g.add_argument("--global-backbone", help="timm CNN for the global (CAM) network; overrides --backbone")
-    g.add_argument("--local-backbone", help="timm model for the ROI patches; overrides --backbone")
     g.add_argument(
-        "--encoder-backbone", help="timm model for the denoiser's image encoder; overrides --backbone"
+        "--local-scale",
+        type=int,
+        default=d.local_scale,
+        help="ROI crops are cut at this multiple of the global view's resolution (default %(default)s)",
     )
-    g.add_argument("--num-crops", type=int, default=6, help="K ROI patches (default 6)")
-    g.add_argument("--crop-size", type=int, default=32, help="ROI patch side in input pixels (default 32)")
-    g.add_argument("--cam-size", type=int, default=8, help="side of the class-activation map (default 8)")
-    g.add_argument("--feature-dim", type=int, default=512, help="denoiser width (default 512)")
-    g.add_argument("--timesteps", type=int, default=1000, help="diffusion steps T (default 1000)")
     g.add_argument(
-        "--mmd-weight", type=float, default=0.5, help="weight of the MMD regulariser (default 0.5)"
+        "--global-backbone", default=d.global_backbone, help="timm CNN of the CAM (default %(default)s)"
     )
+    g.add_argument(
+        "--local-backbone", default=d.local_backbone, help="timm model of the ROIs (default %(default)s)"
+    )
+    g.add_argument(
+        "--encoder-backbone",
+        default=d.encoder_backbone,
+        help="a separate timm encoder for the denoiser (default: reuse the DCG's features)",
+    )
+    g.add_argument(
+        "--output-stride", type=int, default=d.output_stride, help="CAM stride (default %(default)s)"
+    )
+    g.add_argument("--num-crops", type=int, default=d.num_crops, help="K ROI patches (default %(default)s)")
+    g.add_argument(
+        "--crop-size", type=int, default=d.crop_size, help="ROI side in global-view px (default %(default)s)"
+    )
+    g.add_argument("--roi-map", default=d.roi_map, choices=("predicted", "prior-weighted", "all-classes"))
+    g.add_argument(
+        "--fusion", default="fitted", choices=("mean", "fitted"), help="fusion of the priors' logits"
+    )
+    g.add_argument(
+        "--feature-dim", type=int, default=d.feature_dim, help="denoiser width (default %(default)s)"
+    )
+    g.add_argument(
+        "--timesteps", type=int, default=d.timesteps, help="diffusion steps T (default %(default)s)"
+    )
+    g.add_argument("--mmd-weight", type=float, default=d.mmd_weight, help="MMD weight (default %(default)s)")
 
 
-def _add_sampling_args(p: argparse.ArgumentParser, steps_default: int | None, samples_default: int) -> None:
+def _add_sampling_args(p: argparse.ArgumentParser, default: SamplingOptions) -> None:
     p.add_argument(
-        "--sampler",
-        choices=("ddpm", "ddim"),
-        default="ddpm" if steps_default is None else "ddim",
-        help="reverse process (default %(default)s)",
+        "--sampler", choices=("ddpm", "ddim"), default=default.sampler, help="(default %(default)s)"
+    )
+    p.add_argument("--steps", type=int, default=default.steps, help="reverse steps (default: all T)")
+    p.add_argument(
+        "--samples", type=int, default=default.samples, help="chains per image (default %(default)s)"
     )
     p.add_argument(
-        "--steps",
-        type=int,
-        default=steps_default,
-        help="number of reverse steps (default: all T for ddpm, 50 for ddim)",
+        "--eta", type=float, default=default.eta, help="DDIM eta: 0 deterministic, 1 DDPM-like noise"
     )
-    p.add_argument(
-        "--samples",
-        type=int,
-        default=samples_default,
-        help="stochastic samples per image for the uncertainty (default %(default)s)",
-    )
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like noise")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=default.seed, help="random seed (default %(default)s)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: a GPU when present)")
+
+
+def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+    """The SamplingOptions of parsed arguments."""
+    return SamplingOptions(args.sampler, args.steps, args.samples, args.seed, args.eta)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,11 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("image", help="image file")
     p.add_argument(
-        "--model",
-        default=str(BUNDLED / "fundus"),
-        help="model folder or Hugging Face Hub repo id (default: bundled fundus demo)",
+        "--model", required=True, help="model folder (e.g. weights/fundus) or Hugging Face Hub repo id"
     )
-    _add_sampling_args(p, None, 1)
+    _add_sampling_args(p, APP_DEFAULT)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser(
@@ -91,28 +112,43 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train DiffMIC (DCG, then the denoiser); resumes from OUT/checkpoint.pt when it exists.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=TASKS, help="train on the built-in generated dataset of this task")
+    src.add_argument(
+        "--task", choices=list(TASKS), help="train on the built-in generated dataset of this task"
+    )
     src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
     p.add_argument("--out", required=True, help="output folder (model + checkpoint)")
     p.add_argument(
         "--train-size", type=int, default=3000, help="generated training+validation images (--task)"
     )
-    p.add_argument("--dcg-epochs", type=int, default=10)
-    p.add_argument("--diffusion-epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the denoiser stage")
-    p.add_argument("--dcg-lr", type=float, default=1e-3, help="learning rate of the DCG stage")
+    t = TRAIN_DEFAULTS
     p.add_argument(
-        "--joint-dcg", action="store_true", help="keep training the DCG during the diffusion stage"
+        "--global-epochs", type=int, default=t.global_epochs, help="cap of stage 1a (default %(default)s)"
+    )
+    p.add_argument(
+        "--local-epochs", type=int, default=t.local_epochs, help="cap of stage 1b (default %(default)s)"
+    )
+    p.add_argument("--diffusion-epochs", type=int, default=t.diffusion_epochs, help="cap of stage 2")
+    p.add_argument(
+        "--patience", type=int, default=t.patience, help="validations without gain that end a stage"
+    )
+    p.add_argument(
+        "--stage2", choices=("cached", "end-to-end"), default=t.stage2, help="(default %(default)s)"
+    )
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--lr", type=float, default=t.lr, help="learning rate of the denoiser stage")
+    p.add_argument(
+        "--joint-dcg",
+        action="store_true",
+        help="end-to-end: keep training the DCG during the diffusion stage",
     )
     p.add_argument(
         "--timesteps-per-image",
         type=int,
-        default=4,
-        help="(t, noise) draws per image in each diffusion step; the encoder runs once (default 4)",
+        default=t.timesteps_per_image,
+        help="(t, noise) draws per image in each diffusion step (default %(default)s)",
     )
     p.add_argument("--max-minutes", type=float, help="stop after a checkpoint when this much time has passed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     _add_model_args(p)
@@ -124,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model folder or Hub repo id")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=TASKS, help="held-out generated test images of this task")
+    src.add_argument("--task", choices=list(TASKS), help="held-out generated test images of this task")
     src.add_argument("--data", help="dataset folder (all of it is evaluated)")
     p.add_argument("--test-size", type=int, default=500, help="generated test images (--task)")
-    _add_sampling_args(p, 50, 1)
+    _add_sampling_args(p, APP_DEFAULT)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
     p = sub.add_parser("push", help="upload a model folder to the Hub")
@@ -141,39 +177,41 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify one image and print the result."""
     from .imageio import load_image
-    from .model import DiffMIC
+    from .pipeline import DiffMICPipeline
 
     image = load_image(args.image)  # validate the image before loading a model
-    model = DiffMIC.from_pretrained(args.model, device=args.device)
-    result = model.predict(
-        image, sampler=args.sampler, steps=args.steps, samples=args.samples, seed=args.seed, eta=args.eta
-    )
+    options = sampling_options(args)
+    pipe = DiffMICPipeline.from_pretrained(args.model, device=args.device)
+    result = pipe(image, options)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         print(
-            f"{result.label}  (p = {result.probabilities[result.label]:.3f}; {result.sampler}, "
-            f"{result.steps} steps, {result.samples} samples, {result.seconds:.2f} s)"
+            f"{result.label}  (probability {result.probabilities[result.label]:.3f}; {options.sampler}, "
+            f"{result.steps} steps, {options.samples} chains, {result.seconds:.2f} s)"
         )
         for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<24} {p:.3f}   prior {result.prior['fused'][name]:.3f}")
     return 0
 
 
-def _model_config(args: argparse.Namespace, class_names: list[str], ordinal: bool, task: str):
-    from .config import DiffMICConfig
-
+def _model_config(
+    args: argparse.Namespace, class_names: list[str], ordinal: bool, task: str
+) -> DiffMICConfig:
     return DiffMICConfig(
         class_names=class_names,
         ordinal=ordinal,
         task=task,
         image_size=args.image_size,
-        global_backbone=args.global_backbone or args.backbone,
-        local_backbone=args.local_backbone or args.backbone,
-        encoder_backbone=args.encoder_backbone or args.backbone,
+        local_scale=args.local_scale,
+        global_backbone=args.global_backbone,
+        local_backbone=args.local_backbone,
+        encoder_backbone=args.encoder_backbone or None,
+        output_stride=args.output_stride,
         num_crops=args.num_crops,
         crop_size=args.crop_size,
-        cam_size=args.cam_size,
+        roi_map=args.roi_map,
+        fusion=args.fusion,
         feature_dim=args.feature_dim,
         timesteps=args.timesteps,
         mmd_weight=args.mmd_weight,
@@ -183,20 +221,23 @@ def _model_config(args: argparse.Namespace, class_names: list[str], ordinal: boo
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, resuming when a checkpoint exists."""
     from .data.datasets import folder_splits, synthetic_splits
-    from .train import TrainConfig, train
+    from .train import train
 
+    size = args.image_size * args.local_scale
     if args.task:
-        splits = synthetic_splits(args.task, args.train_size, 0, args.image_size, seed=args.seed)
+        splits = synthetic_splits(args.task, args.train_size, 0, size, seed=args.seed)
     else:
-        splits = folder_splits(args.data, args.image_size, seed=args.seed)
+        splits = folder_splits(args.data, size, seed=args.seed)
     cfg = _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
     tc = TrainConfig(
         out_dir=args.out,
-        dcg_epochs=args.dcg_epochs,
+        global_epochs=args.global_epochs,
+        local_epochs=args.local_epochs,
         diffusion_epochs=args.diffusion_epochs,
+        patience=args.patience,
+        stage2=args.stage2,
         batch_size=args.batch_size,
         lr=args.lr,
-        dcg_lr=args.dcg_lr,
         joint_dcg=args.joint_dcg,
         timesteps_per_image=args.timesteps_per_image,
         max_minutes=args.max_minutes,
@@ -213,12 +254,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data.datasets import FileDataset, synthetic_splits
     from .data.readers import read_dataset
     from .evaluate import evaluate, format_table
-    from .model import DiffMIC
+    from .pipeline import DiffMICPipeline
 
-    model = DiffMIC.from_pretrained(args.model, device=args.device)
-    cfg = model.config
+    pipe = DiffMICPipeline.from_pretrained(args.model, device=args.device)
+    cfg = pipe.config
     if args.task:
-        dataset = synthetic_splits(args.task, 0, args.test_size, cfg.image_size, seed=args.seed).test
+        dataset = synthetic_splits(args.task, 0, args.test_size, cfg.input_size, seed=args.seed).test
     else:
         folder = read_dataset(args.data)
         if folder.class_names != cfg.class_names:
@@ -226,30 +267,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"the dataset's classes {folder.class_names} differ from the model's {cfg.class_names}"
             )
         dataset = FileDataset(
-            [r.path for r in folder.records], [r.label for r in folder.records], cfg.image_size
+            [r.path for r in folder.records], [r.label for r in folder.records], cfg.input_size
         )
-    report = evaluate(
-        model,
-        dataset,
-        sampler=args.sampler,
-        steps=args.steps,
-        samples=args.samples,
-        seed=args.seed,
-        progress=sys.stderr.isatty(),
-    )
+    report = evaluate(pipe, dataset, sampling_options(args), progress=sys.stderr.isatty())
     print(json.dumps(report) if args.json else format_table(report))
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload a saved model folder to the Hub."""
-    from .hub import load_pretrained, push_to_hub
+    from .model import DiffMIC
 
-    model = load_pretrained(args.folder)  # validates the folder before anything is uploaded
+    model = DiffMIC.from_pretrained(args.folder)  # validates the folder before anything is uploaded
     card = (
         (Path(args.folder) / "README.md").read_text() if (Path(args.folder) / "README.md").is_file() else None
     )
-    print(push_to_hub(model, args.repo_id, private=args.private, token=args.token, card=card))
+    print(model.push_to_hub(args.repo_id, private=args.private, token=args.token, card=card))
     return 0
 
 

@@ -22,26 +22,34 @@ class ConfigError(ValueError):
 
 @dataclass
 class DiffMICConfig:
-    """Hyper-parameters of a DiffMIC model (architecture, diffusion, preprocessing, training losses)."""
+    """Hyper-parameters of a DiffMIC model (architecture, diffusion, preprocessing, calibration)."""
 
     class_names: list[str] = field(default_factory=lambda: ["class 0", "class 1"])
     ordinal: bool = False  # graded labels (DR grade, Grannum grade): kappa is quadratic-weighted
     task: str = "custom"
-    # preprocessing
-    image_size: int = 224
+    # preprocessing: the image is resized to image_size * local_scale (the model's input); the global
+    # network sees it average-pooled to image_size, the ROI crops are cut at the full resolution
+    image_size: int = 128
+    local_scale: int = 2
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     # dual-granularity conditional guidance (DCG)
-    global_backbone: str = "resnet18"
-    local_backbone: str = "resnet18"
+    global_backbone: str = "resnet10t"
+    output_stride: int = 16  # of the global network: the CAM is image_size / output_stride cells wide
+    top_percent: float = 1.0  # top-t% CAM cells pooled into the global logits (1.0 = mean of all)
+    local_backbone: str = "mobilenetv3_small_100"
     num_crops: int = 6  # K ROI patches
-    crop_size: int = 32  # side of an ROI patch, in input pixels
-    cam_size: int = 7  # side of the class-activation map (the global network's output grid)
-    top_percent: float = 1.0  # top-t% CAM cells aggregated into the global prior (1.0 = mean of all)
+    crop_size: int = 32  # side of an ROI patch, in global-view pixels (crop_size * local_scale input pixels)
+    roi_map: Literal["predicted", "prior-weighted", "all-classes"] = "predicted"
+    roi_nms_iou: float = 0.1  # a candidate overlapping a chosen ROI by more than this is skipped
+    roi_min_field: float = 0.5  # least fraction of an ROI inside the imaged field (not dark background)
     attention_dim: int = 128  # gated-attention MIL hidden size
+    fusion_weights: tuple[float, float] = (0.5, 0.5)  # fused logits = w_g * global + w_l * local
+    fusion: Literal["mean", "fitted"] = "mean"  # "fitted": fusion_weights fitted on validation data
     # conditional denoiser
-    encoder_backbone: str = "resnet18"
-    feature_dim: int = 512  # width of the timestep-conditioned layers
+    encoder_backbone: str | None = None  # None: the denoiser reads the DCG's features (no extra encoder)
+    feature_dim: int = 256  # width of the timestep-conditioned layers
+    time_embedding_dim: int = 64  # sinusoidal timestep embedding fed to the gain MLP
     # diffusion
     timesteps: int = 1000
     beta_schedule: Literal["linear", "cosine"] = "linear"
@@ -49,24 +57,33 @@ class DiffMICConfig:
     beta_end: float = 0.02
     # training losses
     mmd_weight: float = 0.5
-    mmd_bandwidth: float | None = (
-        None  # Gaussian kernel bandwidth; None = number of classes, as the authors do
-    )
+    mmd_bandwidth: float | None = None  # Gaussian kernel bandwidth; None = number of classes, as the authors
     # inference
-    temperature: float = (
-        1.0  # label vector -> probabilities: softmax(y / temperature), fitted on validation data
-    )
+    temperature: float = 1.0  # label vector -> probabilities: softmax(y / temperature), fitted on validation
+    cam_method: str = "gradcam++"  # the Grad-CAM variant the app shows, chosen on validation images
+    cam_stage: int = -1  # its global-network stage (feature_info index)
 
     def __post_init__(self) -> None:
         self.class_names = [str(c) for c in self.class_names]
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
+        self.fusion_weights = tuple(float(v) for v in self.fusion_weights)  # type: ignore[assignment]
         self.validate()
 
     @property
     def num_classes(self) -> int:
         """Number of classes C (the length of the label vector that is diffused)."""
         return len(self.class_names)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the model's input in pixels (the ROI crops' resolution)."""
+        return self.image_size * self.local_scale
+
+    @property
+    def cam_size(self) -> int:
+        """Side of the class-activation map, in cells."""
+        return self.image_size // self.output_stride
 
     def validate(self) -> None:
         """Raise ConfigError when a value is out of range."""
@@ -79,12 +96,24 @@ class DiffMICConfig:
             problems.append(f"image_size {self.image_size} < 32")
         if not 1 <= self.crop_size <= self.image_size:
             problems.append(f"crop_size {self.crop_size} must be within 1..image_size")
+        if self.local_scale < 1:
+            problems.append("local_scale must be >= 1")
+        if self.output_stride not in (8, 16, 32) or self.image_size % self.output_stride:
+            problems.append(f"output_stride {self.output_stride} must be 8, 16 or 32 and divide image_size")
         if self.num_crops < 1:
             problems.append("num_crops must be >= 1")
-        if self.num_crops > self.cam_size**2:
+        if self.image_size >= self.output_stride and self.num_crops > self.cam_size**2:
             problems.append(
                 f"num_crops {self.num_crops} exceeds the {self.cam_size}x{self.cam_size} CAM cells"
             )
+        if self.roi_map not in ("predicted", "prior-weighted", "all-classes"):
+            problems.append(f"unknown roi_map {self.roi_map!r}")
+        if not 0 <= self.roi_nms_iou <= 1 or not 0 <= self.roi_min_field <= 1:
+            problems.append("roi_nms_iou and roi_min_field must be in [0, 1]")
+        if len(self.fusion_weights) != 2 or min(self.fusion_weights) < 0 or sum(self.fusion_weights) <= 0:
+            problems.append("fusion_weights needs two non-negative values, not both 0")
+        if self.fusion not in ("mean", "fitted"):
+            problems.append(f"unknown fusion {self.fusion!r}")
         if not 0 < self.top_percent <= 1:
             problems.append("top_percent must be in (0, 1]")
         if self.timesteps < 2:
@@ -95,6 +124,8 @@ class DiffMICConfig:
             problems.append(f"unknown beta_schedule {self.beta_schedule!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std need 3 values each, std > 0")
+        if self.cam_method not in ("gradcam", "gradcam++", "layercam"):
+            problems.append(f"unknown cam_method {self.cam_method!r}")
         if self.temperature <= 0:
             problems.append("temperature must be > 0")
         if problems:
@@ -104,6 +135,7 @@ class DiffMICConfig:
         """A JSON-serialisable dict."""
         d = dataclasses.asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["fusion_weights"] = list(self.fusion_weights)
         return d
 
     @classmethod

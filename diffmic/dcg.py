@@ -1,13 +1,20 @@
 """Dual-granularity conditional guidance (DCG): the global and local priors of DiffMIC.
 
-Global: a timm CNN gives a feature map; a 1x1 convolution turns it into a class-activation map
-(CAM). Pooling the top-t% cells of each class channel gives the global logits.
+The model's input is the image at ``input_size = image_size * local_scale`` pixels.
 
-Local: the CAM (each class channel min-max normalised, then summed) is a saliency map. The K most
-salient cells are taken greedily, each suppressing its neighbourhood, and a crop_size x crop_size
-patch of the input image centred on each is cut out. A second timm CNN embeds the patches, and
-gated-attention multiple-instance pooling (Ilse et al., 2018) weighs them into one vector that a
-linear layer maps to the local logits. The fused prior is the mean of the two class distributions.
+Global: the input, average-pooled to ``image_size``, goes through a timm CNN (dilated to
+``output_stride`` 16 by default, so the class-activation map (CAM) is 8 x 8 at 128 px); a 1x1
+convolution turns its feature map into the CAM, and pooling the top-t% cells of each class channel gives
+the global logits.
+
+Local: K ROI boxes are chosen on a class-discriminative map of the CAM, inside the imaged field, with
+non-maximum suppression (``diffmic.rois``). The patches are cut from the full-resolution input (as in
+GMIC, whose DCG this is: the local network sees detail the global one cannot), embedded by a second
+timm CNN, and weighed by gated-attention multiple-instance pooling (Ilse et al., 2018) into one vector
+that a linear layer maps to the local logits.
+
+Fusion: in logit space, fused = w_g * global + w_l * local (the authors' code fuses logits; the
+weights are 1/2 each, or fitted on validation data).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import rois
 from .backbones import create_backbone
 from .config import DiffMICConfig
 
@@ -28,10 +36,13 @@ class Guidance:
 
     global_logits: torch.Tensor  # (B, C)
     local_logits: torch.Tensor  # (B, C)
-    cam: torch.Tensor  # (B, C, S, S) class-activation logits on the CAM grid
-    saliency: torch.Tensor  # (B, S, S) in [0, 1], the map ROIs are chosen from
-    boxes: torch.Tensor  # (B, K, 4) int64 (x0, y0, x1, y1) in input pixels, most salient first
+    fused_logits: torch.Tensor  # (B, C)
+    cam: torch.Tensor  # (B, C, S, S) class-activation logits
+    roi_map: torch.Tensor  # (B, S, S) in [0, 1], the map the ROIs were chosen from
+    boxes: torch.Tensor  # (B, K, 4) int64 (x0, y0, x1, y1) in global-view pixels, most salient first
     attention: torch.Tensor  # (B, K) gated-attention weights, sum to 1
+    global_features: torch.Tensor  # (B, Dg) the global network's pooled features
+    local_features: torch.Tensor  # (B, Dl) the attention-pooled ROI embeddings
 
     @property
     def global_prior(self) -> torch.Tensor:
@@ -45,75 +56,32 @@ class Guidance:
 
     @property
     def fused_prior(self) -> torch.Tensor:
-        """The diffusion's prior mean: the average of the global and local distributions."""
-        return 0.5 * (self.global_prior + self.local_prior)
+        """The diffusion's prior mean: softmax of the fused logits."""
+        return self.fused_logits.softmax(-1)
+
+    def prior(self, which: str = "fused") -> torch.Tensor:
+        """The prior mean of a chain: the ``fused``, ``global`` or ``local`` prior, or zeros (``none``)."""
+        options = {
+            "fused": lambda: self.fused_prior,
+            "global": lambda: self.global_prior,
+            "local": lambda: self.local_prior,
+            "none": lambda: torch.zeros_like(self.global_logits),
+        }
+        if which not in options:
+            raise ValueError(f"unknown prior {which!r}; use one of {', '.join(options)}")
+        return options[which]()
 
     def class_saliency(self, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, S, S) CAM channel of one class per image (default: the fused prior's top class), in [0, 1].
-
-        This class-discriminative map is what the app shows as the global saliency; the ROIs are
-        chosen from ``saliency`` (all classes' channels summed), as in the paper.
-        """
+        """(B, S, S) evidence map in [0, 1] of one class per image (default: the fused prior's top class)."""
         if classes is None:
-            classes = self.fused_prior.argmax(-1)
-        maps = self.cam[torch.arange(self.cam.shape[0]), classes].detach()
-        flat = maps.flatten(1)
-        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-        return ((flat - lo) / (hi - lo).clamp_min(1e-6)).view_as(maps)
+            classes = self.fused_logits.argmax(-1)
+        maps = rois.class_evidence(self.cam)[torch.arange(self.cam.shape[0]), classes]
+        return rois.minmax(maps.detach())
 
 
-def normalised_saliency(cam: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each class channel of a (B, C, S, S) CAM, sum over classes, rescale to [0, 1]."""
-    flat = cam.flatten(2)
-    lo, hi = flat.amin(-1, keepdim=True), flat.amax(-1, keepdim=True)
-    summed = ((flat - lo) / (hi - lo).clamp_min(1e-6)).sum(1)
-    lo, hi = summed.amin(-1, keepdim=True), summed.amax(-1, keepdim=True)
-    return ((summed - lo) / (hi - lo).clamp_min(1e-6)).view(cam.shape[0], *cam.shape[2:])
-
-
-def select_rois(saliency: torch.Tensor, k: int, crop_size: int, image_size: int) -> torch.Tensor:
-    """Greedy top-k boxes on a (B, S, S) saliency map, in input-pixel coordinates, most salient first.
-
-    Each chosen cell's box (crop_size wide, centred on the cell, clamped inside the image) masks out
-    the cells whose centres it covers, so the crops spread over distinct regions.
-    """
-    b, s, _ = saliency.shape
-    cell = image_size / s
-    centres = (torch.arange(s, dtype=torch.float32) + 0.5) * cell  # cell centres in pixels
-    cy, cx = torch.meshgrid(centres, centres, indexing="ij")
-    cy, cx = cy.flatten(), cx.flatten()
-    score = saliency.flatten(1).float().clone()
-    boxes = []
-    for _ in range(k):
-        idx = score.argmax(1)
-        x0 = (cx[idx] - crop_size / 2).round().clamp(0, image_size - crop_size).long()
-        y0 = (cy[idx] - crop_size / 2).round().clamp(0, image_size - crop_size).long()
-        boxes.append(torch.stack([x0, y0, x0 + crop_size, y0 + crop_size], 1))
-        covered = (
-            (cx[None] >= x0[:, None])
-            & (cx[None] < x0[:, None] + crop_size)
-            & (cy[None] >= y0[:, None])
-            & (cy[None] < y0[:, None] + crop_size)
-        )
-        covered[torch.arange(b), idx] = True
-        score = score.masked_fill(covered, float("-inf"))
-        # when every cell is covered, fall back to the original order so k boxes are always returned
-        exhausted = torch.isinf(score).all(1)
-        if exhausted.any():
-            score[exhausted] = saliency.flatten(1).float()[exhausted] - 2.0 * covered[exhausted].float()
-    return torch.stack(boxes, 1)
-
-
-def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """Cut (B, K) square patches out of (B, 3, H, W) images: returns (B, K, 3, crop, crop)."""
-    b, c, h, w = images.shape
-    k = boxes.shape[1]
-    offs = torch.arange(crop_size, device=images.device)
-    ys = (boxes[..., 1, None] + offs).to(images.device)  # (B, K, crop)
-    xs = (boxes[..., 0, None] + offs).to(images.device)
-    flat = (ys[..., :, None] * w + xs[..., None, :]).view(b, 1, k * crop_size * crop_size)
-    patches = images.flatten(2).gather(2, flat.expand(b, c, -1))
-    return patches.view(b, c, k, crop_size, crop_size).transpose(1, 2)
+def fuse_logits(global_logits: torch.Tensor, local_logits: torch.Tensor, weights: tuple[float, float]):
+    """Logit-space fusion of the two granularities: w_g * global + w_l * local."""
+    return weights[0] * global_logits + weights[1] * local_logits
 
 
 class GatedAttentionPool(nn.Module):
@@ -138,40 +106,64 @@ class DualGuidance(nn.Module):
         super().__init__()
         self.config = config
         c = config.num_classes
-        self.global_net, global_dim = create_backbone(config.global_backbone, pooled=False)
-        self.cam_head = nn.Conv2d(global_dim, c, kernel_size=1)
-        self.local_net, local_dim = create_backbone(config.local_backbone, probe_size=config.crop_size)
-        self.attention_pool = GatedAttentionPool(local_dim, config.attention_dim)
-        self.local_head = nn.Linear(local_dim, c)
+        self.global_net, self.global_dim = create_backbone(
+            config.global_backbone, pooled=False, output_stride=config.output_stride
+        )
+        self.cam_head = nn.Conv2d(self.global_dim, c, kernel_size=1)
+        local_px = config.crop_size * config.local_scale
+        self.local_net, self.local_dim = create_backbone(config.local_backbone, probe_size=local_px)
+        self.attention_pool = GatedAttentionPool(self.local_dim, config.attention_dim)
+        self.local_head = nn.Linear(self.local_dim, c)
 
-    def class_activation_map(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, S, S) CAM logits, resized to the configured cam_size."""
-        fmap = self.global_net.forward_features(images)
+    def global_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The global network's input: the model input average-pooled by local_scale."""
+        s = self.config.local_scale
+        return F.avg_pool2d(x, s) if s > 1 else x
+
+    def global_branch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CAM (B, C, S, S), global logits (B, C) and pooled features (B, Dg) of a batch of inputs."""
+        fmap = self.global_net.forward_features(self.global_view(x))
         if fmap.dim() != 4:
             raise ValueError(
                 f"global backbone {self.config.global_backbone!r} must give a (B, C, H, W) "
                 "feature map (a CNN); use a convolutional timm model"
             )
         cam = self.cam_head(fmap)
-        s = self.config.cam_size
-        if cam.shape[-2:] != (s, s):
-            cam = F.interpolate(cam, size=(s, s), mode="bilinear", align_corners=False)
-        return cam
-
-    def global_logits(self, cam: torch.Tensor) -> torch.Tensor:
-        """Top-t% pooling of each class channel of the CAM."""
         flat = cam.flatten(2)
         n = max(1, round(self.config.top_percent * flat.shape[-1]))
-        return flat.topk(n, dim=-1).values.mean(-1)
+        logits = flat.topk(n, dim=-1).values.mean(-1)
+        return cam, logits, fmap.mean((2, 3))
 
-    def forward(self, images: torch.Tensor) -> Guidance:
-        """Run both granularities on a batch of preprocessed images."""
+    def choose_rois(self, x: torch.Tensor, cam: torch.Tensor, global_logits: torch.Tensor):
+        """ROI boxes (B, K, 4) in global-view pixels and the map they were chosen from (B, S, S)."""
         cfg = self.config
-        cam = self.class_activation_map(images)
-        saliency = normalised_saliency(cam.detach())
-        boxes = select_rois(saliency, cfg.num_crops, cfg.crop_size, images.shape[-1])
-        crops = crop_boxes(images, boxes, cfg.crop_size)
+        heat = rois.roi_map(cam.detach(), global_logits.detach(), cfg.roi_map)
+        cells = heat.shape[-1]
+        boxes = rois.candidate_boxes(cells, cfg.image_size, cfg.crop_size).to(x.device)
+        pixels = self.global_view(x) * x.new_tensor(cfg.std).view(3, 1, 1) + x.new_tensor(cfg.mean).view(
+            3, 1, 1
+        )
+        field = rois.box_fractions(rois.field_mask(pixels), boxes)
+        idx = rois.select_rois(
+            heat.flatten(1), boxes, cfg.num_crops, cfg.roi_nms_iou, field >= cfg.roi_min_field
+        )
+        return boxes[idx], heat
+
+    def local_branch(self, x: torch.Tensor, boxes: torch.Tensor):
+        """Local logits (B, C), pooled features (B, Dl) and attention (B, K) of the ROI patches."""
+        s = self.config.local_scale
+        crops = rois.crop_boxes(x, boxes * s, self.config.crop_size * s)
         b, k = crops.shape[:2]
         h = self.local_net(crops.flatten(0, 1)).view(b, k, -1)
         pooled, attention = self.attention_pool(h)
-        return Guidance(self.global_logits(cam), self.local_head(pooled), cam, saliency, boxes, attention)
+        return self.local_head(pooled), pooled, attention
+
+    def forward(self, x: torch.Tensor) -> Guidance:
+        """Run both granularities on a batch of preprocessed inputs (B, 3, input_size, input_size)."""
+        cam, global_logits, global_features = self.global_branch(x)
+        boxes, heat = self.choose_rois(x, cam, global_logits)
+        local_logits, local_features, attention = self.local_branch(x, boxes)
+        fused = fuse_logits(global_logits, local_logits, self.config.fusion_weights)
+        return Guidance(
+            global_logits, local_logits, fused, cam, heat, boxes, attention, global_features, local_features
+        )

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 def make_betas(
@@ -38,12 +39,17 @@ def make_betas(
 
 def _bcast(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[t] shaped to broadcast against ``like`` (batch first), in ``like``'s dtype."""
-    out = values.to(like.device)[t].to(like.dtype)
+    out = values[t].to(like.dtype)
     return out.reshape(out.shape + (1,) * (like.dim() - out.dim()))
 
 
-class LabelDiffusion:
-    """The forward (noising) process: schedule tensors and ``q_sample``."""
+class LabelDiffusion(nn.Module):
+    """The forward (noising) process: the schedule and ``q_sample``.
+
+    The schedule is held twice: as buffers that follow the model to its device (for the batched
+    training-time ``q_sample``) and as Python floats (``alphas_cumprod_list``) for the samplers'
+    per-step coefficients, so a reverse step never reads a number back from the GPU.
+    """
 
     def __init__(
         self,
@@ -52,24 +58,29 @@ class LabelDiffusion:
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
     ):
+        super().__init__()
         self.timesteps = timesteps
-        self.betas = make_betas(schedule, timesteps, beta_start, beta_end)
-        self.alphas = 1.0 - self.betas
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        betas = make_betas(schedule, timesteps, beta_start, beta_end)
+        alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.register_buffer("betas", betas, persistent=False)
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
+        self.register_buffer("sqrt_alphas_cumprod", alphas_cumprod.sqrt(), persistent=False)
+        self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - alphas_cumprod).sqrt(), persistent=False)
+        self.alphas_cumprod_list: list[float] = alphas_cumprod.tolist()
 
     def q_sample(
         self, y0: torch.Tensor, prior: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
         """Draw y_t ~ q(y_t | y0, prior) with the given noise; ``t`` holds one timestep per row."""
-        ab = _bcast(self.alphas_cumprod, t, y0)
-        return ab.sqrt() * y0 + (1 - ab.sqrt()) * prior + (1 - ab).sqrt() * noise
+        sab = _bcast(self.sqrt_alphas_cumprod, t, y0)
+        return sab * y0 + (1 - sab) * prior + _bcast(self.sqrt_one_minus_alphas_cumprod, t, y0) * noise
 
     def predict_y0(
         self, y_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, prior: torch.Tensor
     ) -> torch.Tensor:
         """Invert ``q_sample`` for y0 given the (predicted) noise."""
-        ab = _bcast(self.alphas_cumprod, t, y_t)
-        return (y_t - (1 - ab.sqrt()) * prior - (1 - ab).sqrt() * eps) / ab.sqrt()
+        sab = _bcast(self.sqrt_alphas_cumprod, t, y_t)
+        return (y_t - (1 - sab) * prior - _bcast(self.sqrt_one_minus_alphas_cumprod, t, y_t) * eps) / sab
 
 
 @dataclass
@@ -126,14 +137,14 @@ class _Sampler:
 
         The last step of the chain (t = 0 or the smallest chosen timestep) returns the y0 estimate.
         """
-        ab = self.diffusion.alphas_cumprod
+        ab = self.diffusion.alphas_cumprod_list
         prev = self.previous_timestep(t)
-        y0 = self.diffusion.predict_y0(sample, model_output, torch.full(sample.shape[:1], t), prior)
+        y0 = (sample - (1 - math.sqrt(ab[t])) * prior - math.sqrt(1 - ab[t]) * model_output) / math.sqrt(
+            ab[t]
+        )
         if prev < 0:
             return StepOutput(y0, y0)
-        return StepOutput(
-            self._update(model_output, sample, prior, y0, float(ab[t]), float(ab[prev]), generator), y0
-        )
+        return StepOutput(self._update(model_output, sample, prior, y0, ab[t], ab[prev], generator), y0)
 
     def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
         """The sample at the next timestep (alpha-bar ab_prev) from the one at ab_t: the sampler's rule."""

@@ -11,14 +11,49 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
+from .data.datasets import batch_of
 from .metrics import classification_summary
-from .model import DiffMIC
-from .train import predict_dataset
+from .options import SamplingOptions
+from .pipeline import DiffMICPipeline
+from .transforms import normalise
 from .uncertainty import batch_sample_uncertainty
 
 METHODS = ("global", "local", "fused", "diffmic")
+
+
+@torch.no_grad()
+def predict_dataset(
+    pipe: DiffMICPipeline,
+    dataset: Dataset,
+    options: SamplingOptions,
+    *,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Labels, priors (global/local/fused), DiffMIC's chain probabilities (B, N, C) and final label
+    vectors y0 for a whole dataset. Batch b's chains are seeded with ``options.seed + first index``."""
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("labels", "global", "local", "fused", "diffmic", "y0")
+    }
+    cfg = pipe.config
+    starts = range(0, len(dataset), batch_size)
+    for start in tqdm(starts, desc="evaluate", disable=not progress, leave=False):
+        idx = np.arange(start, min(start + batch_size, len(dataset)))
+        pixels, labels = batch_of(dataset, idx)
+        x = normalise(pixels.numpy(), cfg).to(pipe.model.device)
+        state, cond = pipe.classify_batch(x, options.with_(seed=options.seed + start))
+        g = cond.guidance
+        out["labels"].append(labels.numpy())
+        out["global"].append(g.global_prior.cpu().numpy())
+        out["local"].append(g.local_prior.cpu().numpy())
+        out["fused"].append(g.fused_prior.cpu().numpy())
+        out["diffmic"].append(state.probs.cpu().numpy())
+        out["y0"].append(state.sample.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def uncertainty_report(sample_probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -40,42 +75,38 @@ def uncertainty_report(sample_probs: np.ndarray, labels: np.ndarray) -> dict[str
 
 
 def evaluate(
-    model: DiffMIC,
+    pipe: DiffMICPipeline,
     dataset: Dataset,
+    options: SamplingOptions | None = None,
     *,
-    sampler: str = "ddim",
-    steps: int | None = 50,
-    samples: int = 1,
-    seed: int = 0,
     batch_size: int = 64,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Metrics of DiffMIC and of its global, local and fused priors on ``dataset``."""
-    res = predict_dataset(
-        model,
-        dataset,
-        sampler=sampler,
-        steps=steps,
-        samples=samples,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    cfg = model.config
+    options = options or SamplingOptions()
+    res = predict_dataset(pipe, dataset, options, batch_size=batch_size, progress=progress)
+    return report_from_predictions(res, pipe.config.class_names, pipe.config.ordinal, options)
+
+
+def report_from_predictions(
+    res: dict[str, np.ndarray], class_names: list[str], ordinal: bool, options: SamplingOptions
+) -> dict[str, Any]:
+    """The metrics report of ``predict_dataset``'s output."""
+    samples = int(res["diffmic"].shape[1])
     report: dict[str, Any] = {
-        "sampler": sampler,
-        "steps": steps,
+        "sampler": options.sampler,
+        "steps": options.steps,
         "samples": samples,
         "n": int(len(res["labels"])),
     }
     for method in METHODS:
         probs = res[method].mean(1) if method == "diffmic" else res[method]
-        report[method] = classification_summary(res["labels"], probs, cfg.class_names, cfg.ordinal)
+        report[method] = classification_summary(res["labels"], probs, class_names, ordinal)
     if samples > 1:
         report["uncertainty"] = uncertainty_report(res["diffmic"], res["labels"])
         # what a single chain would have answered (the first sample of each image)
         report["diffmic_single"] = classification_summary(
-            res["labels"], res["diffmic"][:, 0], cfg.class_names, cfg.ordinal
+            res["labels"], res["diffmic"][:, 0], class_names, ordinal
         )
     report["probabilities"] = res["diffmic"].mean(1).round(6).tolist()  # per image, mean over samples
     report["predictions"] = res["diffmic"].mean(1).argmax(-1).tolist()

@@ -1,38 +1,66 @@
-"""Saving and loading DiffMIC models: ``config.json`` + ``model.safetensors`` + a model card.
+"""Saving and loading model folders: ``config.json`` + ``model.safetensors`` + a model card (README.md).
 
-``load_pretrained`` takes a local folder or a Hugging Face Hub repo id. Weights are read only from
+``load_folder`` takes a local folder or a Hugging Face Hub repo id. Weights are read only from
 safetensors (never unpickled), and every way a checkpoint can be wrong — missing files, a truncated
 file, tensors of the wrong shape, a checkpoint for another number of classes, a config that does not
-match — ends in one ``ModelLoadError`` whose message says what is wrong.
+match — ends in one ``ModelLoadError`` whose message says what is wrong. This module knows configs and
+tensors, not networks: ``DiffMIC.from_pretrained`` builds the model from what it returns.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import ConfigError, DiffMICConfig
-
-if TYPE_CHECKING:
-    from .model import DiffMIC
+from .tasks import DISCLAIMER
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+FOLDER_FILES = ["*.json", "*.safetensors", CARD_NAME]  # what is fetched from a Hub repo
 PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "ckpt.pth", "checkpoint.pt")
-DISCLAIMER = "Demo weights trained on synthetic images. Not a medical device and not for clinical use."
 
 
 class ModelLoadError(ValueError):
     """A model that cannot be loaded; the message says why, in one line."""
 
 
-def save_pretrained(model: DiffMIC, folder: str | Path, card: str | None = None, half: bool = False) -> Path:
+def save_tensors(
+    state: dict[str, torch.Tensor], path: str | Path, half: bool = False, **metadata: str
+) -> None:
+    """Write tensors as safetensors; ``half`` stores float32 as float16 (cast back on loading)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if half:
+        state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
+    save_file(state, str(path), metadata={"format": "pt", **metadata})
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file as float32 tensors; ModelLoadError when it is missing or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"missing file {path.name} in {path.parent}")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{path.name} is corrupt or truncated ({err})") from err
+    return {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
+
+
+def save_folder(
+    folder: str | Path,
+    config: DiffMICConfig,
+    state: dict[str, torch.Tensor],
+    card: str | None = None,
+    half: bool = False,
+) -> Path:
     """Write config.json, model.safetensors and README.md (``card`` or a default card) to ``folder``.
 
     ``half`` stores floating-point tensors as float16 (half the size; they are cast back to float32
@@ -40,12 +68,9 @@ def save_pretrained(model: DiffMIC, folder: str | Path, card: str | None = None,
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.config.save(folder / CONFIG_NAME)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "model_type": "diffmic"})
-    (folder / CARD_NAME).write_text(card if card is not None else default_model_card(model.config))
+    config.save(folder / CONFIG_NAME)
+    save_tensors(state, folder / WEIGHTS_NAME, half=half, model_type="diffmic")
+    (folder / CARD_NAME).write_text(card if card is not None else default_model_card(config))
     return folder
 
 
@@ -56,9 +81,10 @@ def default_model_card(config: DiffMICConfig, body: str = "") -> str:
         "---\nlibrary_name: diffmic\nlicense: mit\npipeline_tag: image-classification\n"
         "tags:\n- diffmic\n- diffusion\n- medical-imaging\n---\n\n"
         f"# DiffMIC — {config.task}\n\n> **{DISCLAIMER}**\n\n"
-        f"Classes ({config.num_classes}): {classes}. Input {config.image_size}px; backbones "
-        f"{config.global_backbone} (global), {config.local_backbone} (local), {config.encoder_backbone} "
-        f"(denoiser); T = {config.timesteps}.\n\n{body}"
+        f"Classes ({config.num_classes}): {classes}. Input {config.input_size} px (global view "
+        f"{config.image_size} px); backbones {config.global_backbone} (global), {config.local_backbone} "
+        f"(local ROI patches), {config.encoder_backbone or 'shared with the DCG'} (denoiser image features); "
+        f"T = {config.timesteps}.\n\n{body}"
     )
 
 
@@ -94,7 +120,7 @@ def resolve_folder(folder_or_repo: str | Path, revision: str | None = None, toke
                 text,
                 revision=revision,
                 token=token,
-                allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME],
+                allow_patterns=FOLDER_FILES,
                 etag_timeout=10,
             )
         )
@@ -147,16 +173,10 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], con
         raise ModelLoadError(f"{len(wrong)} tensors have the wrong shape, e.g. {wrong[0]}")
 
 
-def load_pretrained(
-    folder_or_repo: str | Path,
-    *,
-    device: str | None = "cpu",
-    revision: str | None = None,
-    token: str | None = None,
-) -> DiffMIC:
-    """Build a DiffMIC from config.json and fill it from model.safetensors, strictly."""
-    from .model import DiffMIC, resolve_device
-
+def load_folder(
+    folder_or_repo: str | Path, *, revision: str | None = None, token: str | None = None
+) -> tuple[DiffMICConfig, dict[str, torch.Tensor]]:
+    """The config and the weights (float32 tensors) of a local folder or a Hub repo id."""
     folder = resolve_folder(folder_or_repo, revision, token)
     weights = folder / WEIGHTS_NAME
     try:
@@ -172,29 +192,20 @@ def load_pretrained(
             else ""
         )
         raise ModelLoadError(f"missing weights file {WEIGHTS_NAME} in {folder}{hint}")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError) as err:
-        raise ModelLoadError(f"{WEIGHTS_NAME} is corrupt or truncated ({err})") from err
-    model = DiffMIC(config)
-    check_state_dict(model, state, config)
-    model.load_state_dict(state, strict=True)
-    return model.to(resolve_device(device)).eval()
+    return config, load_tensors(weights)
 
 
-def push_to_hub(
-    model: DiffMIC, repo_id: str, *, private: bool = False, token: str | None = None, card: str | None = None
+def push_folder(
+    repo_id: str, write: Callable[[Path], object], private: bool = False, token: str | None = None
 ) -> str:
-    """Create the repo if needed and upload config, weights and card; returns the repo URL."""
-    import tempfile
-
+    """Create the repo if needed and upload the folder that ``write(folder)`` fills; returns the repo URL."""
     from huggingface_hub import HfApi
 
     if not is_repo_id(repo_id):
         raise ModelLoadError(f"{repo_id!r} is not a valid Hub repo id (like 'org/name')")
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
     with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp, card=card)
+        write(Path(tmp))
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message="Upload DiffMIC model")
     return str(url)

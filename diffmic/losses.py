@@ -44,52 +44,50 @@ class DiffusionLoss:
 
 
 def diffusion_loss(
-    denoiser,
-    features: torch.Tensor,
+    denoiser: torch.nn.Module,
+    condition: torch.Tensor,
     y0: torch.Tensor,
-    guidance: Guidance,
+    priors: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     diffusion: LabelDiffusion,
     mmd_weight: float,
     bandwidth: float,
     generator: torch.Generator | None = None,
     timesteps_per_image: int = 1,
 ) -> DiffusionLoss:
-    """||eps - eps_theta(x, y_t, t, fused)||^2 + w * [MMD(eps, eps_theta|global) + MMD(eps, eps_theta|local)].
+    """||eps - eps_theta(c, y_t, t, fused)||^2 + w * [MMD(eps, eps_theta|global) + MMD(eps, eps_theta|local)].
 
-    The three chains share t and eps; y_t^global and y_t^local are diffused towards their own priors.
-    ``timesteps_per_image`` > 1 draws several (t, eps) per image: the image is encoded once and only
-    the cheap per-step head runs on the extra rows, so each batch teaches more of the chain.
+    ``condition`` (B, D) are the images' conditioning vectors, ``priors`` the (fused, global, local)
+    prior means (B, C). The three chains share t and eps; y_t^global and y_t^local are diffused towards
+    their own priors. ``timesteps_per_image`` > 1 draws several (t, eps) per image, so each batch
+    teaches more of the chain for the price of the cheap head only.
     """
     k = timesteps_per_image
     if k > 1:
-        features, y0 = features.repeat_interleave(k, 0), y0.repeat_interleave(k, 0)
-        priors = tuple(
-            p.repeat_interleave(k, 0)
-            for p in (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
-        )
-    else:
-        priors = (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
+        condition, y0 = condition.repeat_interleave(k, 0), y0.repeat_interleave(k, 0)
+        priors = tuple(p.repeat_interleave(k, 0) for p in priors)  # type: ignore[assignment]
     b = y0.shape[0]
     t = antithetic_timesteps(b, diffusion.timesteps, generator).to(y0.device)
     eps = torch.randn(y0.shape, generator=generator).to(y0.device)
+    gate = denoiser.gate(condition)
     if mmd_weight > 0:
         # one batched pass over the three conditionings
         y_t = torch.cat([diffusion.q_sample(y0, p, t, eps) for p in priors])
-        out = denoiser(features.repeat(3, 1), y_t, t.repeat(3), torch.cat(priors))
+        out = denoiser(gate.repeat(3, 1), y_t, t.repeat(3), torch.cat(priors))
         eps_f, eps_g, eps_l = out.split(b)
         m_g, m_l = mmd(eps, eps_g, bandwidth), mmd(eps, eps_l, bandwidth)
     else:
-        eps_f = denoiser(features, diffusion.q_sample(y0, priors[0], t, eps), t, priors[0])
+        eps_f = denoiser(gate, diffusion.q_sample(y0, priors[0], t, eps), t, priors[0])
         m_g = m_l = torch.zeros((), device=y0.device)
     mse = F.mse_loss(eps_f, eps)
     return DiffusionLoss(mse + mmd_weight * (m_g + m_l), mse, m_g, m_l)
 
 
-def dcg_loss(guidance: Guidance, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the global, local and fused predictions of the DCG."""
-    fused_log = guidance.fused_prior.clamp_min(1e-8).log()
-    return (
-        F.cross_entropy(guidance.global_logits, labels)
-        + F.cross_entropy(guidance.local_logits, labels)
-        + F.nll_loss(fused_log, labels)
-    )
+def global_loss(guidance_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Stage 1a: cross-entropy of the global network's logits."""
+    return F.cross_entropy(guidance_logits, labels)
+
+
+def local_loss(guidance: Guidance, labels: torch.Tensor) -> torch.Tensor:
+    """Stage 1b: cross-entropy of the local logits and of the fused logits (the local branch learns to
+    classify on its own and to add to the frozen global branch)."""
+    return F.cross_entropy(guidance.local_logits, labels) + F.cross_entropy(guidance.fused_logits, labels)

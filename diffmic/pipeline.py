@@ -1,99 +1,263 @@
-"""The reverse-diffusion loop: from y_T ~ N(prior, I) to y0, one yielded state per step.
+"""The DiffMIC pipeline: an image in, one result out with everything the app, the CLI and the API show.
 
-``denoise_steps`` is the whole algorithm, written out (as in diffusers' pipelines): encode nothing,
-know no network, only call ``eps_fn`` and ``sampler.step``. It is batched over B images and N
-stochastic samples per image, and yields a ``DenoiseState`` after every step so a UI can stream the
-trajectory; ``denoise`` drains it and returns the last state.
+Diffusers' split: the networks are an ``nn.Module`` (``diffmic.model.DiffMIC``), the loop is here.
+``run`` is a generator: it yields the ``Prepared`` image once its once-per-image passes are done (the
+priors, the saliency and the ROIs are known then), a ``DenoiseState`` after every reverse step, and
+finally the ``DiffMICOutput``. ``__call__`` drains it::
+
+    pipe = DiffMICPipeline.from_pretrained("weights/fundus")
+    result = pipe("eye.png", SamplingOptions(sampler="ddim", steps=50, samples=8, seed=0))
+    for item in pipe.run("eye.png", SamplingOptions()):   # stream it
+        ...
+
+The image is decoded and normalised once (``prepare``); the denoiser's encoder work is done once per
+image and each reverse step only runs the small head.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import copy
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
-from .diffusion import _Sampler
+from .chain import DenoiseState, denoise_steps, last_state
+from .diffusion import make_sampler
+from .imageio import load_image
+from .model import Conditioning, DiffMIC
+from .options import SamplingOptions
+from .trajectory import Trajectory
+from .transforms import normalise, resize_square
+from .uncertainty import sample_uncertainty
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (y_t, t, prior) rows → eps
+ImageLike = str | Path | bytes | Image.Image | np.ndarray
+# what ``DiffMICOutput.ood`` holds for a model saved without a distribution check
+NO_OOD_CHECK = {"available": False, "score": None, "threshold": None, "flagged": False}
 
 
 @dataclass
-class DenoiseState:
-    """The state after one reverse step, for B images x N samples x C classes."""
+class Prepared:
+    """One image after decoding, preprocessing and the once-per-image network passes."""
 
-    index: int  # 0-based position in the chain
-    total: int  # number of steps in the chain
-    t: int  # the timestep just denoised (T-1 ... 0)
-    sample: torch.Tensor  # (B, N, C) label vector after this step (y_{t-1}; y0 after the last step)
-    pred_y0: torch.Tensor  # (B, N, C) the current estimate of y0
-    probs: torch.Tensor  # (B, N, C) softmax(sample / temperature)
+    pixels: np.ndarray  # uint8 (S, S, 3): the model's view of the image, S = config.input_size
+    x: torch.Tensor  # (1, 3, S, S) normalised, on the model's device
+    conditioning: Conditioning  # batch of one
 
     @property
-    def is_last(self) -> bool:
-        """True for the final state, whose sample is the answer."""
-        return self.index == self.total - 1
-
-    @property
-    def mean_probs(self) -> torch.Tensor:
-        """(B, C) probabilities averaged over the N samples."""
-        return self.probs.mean(1)
+    def guidance(self):
+        """The DCG outputs (priors, CAM, ROIs)."""
+        return self.conditioning.guidance
 
 
-def label_to_probs(y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Label vectors → class probabilities: softmax(y / T), T calibrated on validation data."""
-    return (y / temperature).softmax(-1)
+@dataclass
+class RegionsOfInterest:
+    """The DCG's ROI patches of one image, ranked by attention (rank 1 = most attended)."""
+
+    boxes: np.ndarray  # (K, 4) int (x0, y0, x1, y1) in the pixels of ``DiffMICOutput.pixels``
+    attention: np.ndarray  # (K,) gated-attention weights, sum to 1, descending
+    crops: list[np.ndarray]  # K uint8 patches, cut from the full-resolution input
 
 
-def denoise_steps(
-    eps_fn: EpsFn,
-    prior: torch.Tensor,
-    sampler: _Sampler,
-    samples: int = 1,
-    generator: torch.Generator | None = None,
-    temperature: float = 1.0,
-) -> Iterator[DenoiseState]:
-    """Run the sampler's chain from y_T ~ N(prior, I), yielding the state after every step.
+@dataclass
+class DiffMICOutput:
+    """The answer for one image and everything behind it; ``to_json()`` is what the CLI and the API return."""
 
-    ``prior`` is (B, C); ``eps_fn`` gets (B*N, C) rows of y_t, timesteps and priors, the rows of one
-    image contiguous (image-major), and returns the predicted noise.
-    """
-    b, c = prior.shape
-    rows_prior = prior.repeat_interleave(samples, dim=0)
-    y = sampler.init_sample(rows_prior, generator)
-    total = len(sampler.timesteps)
-    for i, t in enumerate(sampler.timesteps):
+    label: str
+    label_index: int
+    probabilities: dict[str, float]
+    prior: dict[str, dict[str, float]]  # global / local / fused → class → p
+    uncertainty: dict[str, Any]
+    options: SamplingOptions
+    steps: int  # reverse steps actually run
+    seconds: float
+    sample_probs: np.ndarray  # (N, C) final probabilities of each chain
+    pixels: np.ndarray  # uint8 (S, S, 3) the model's view of the image
+    saliency: np.ndarray  # (s, s) in [0, 1]: the DCG's evidence map (CAM) of the answer
+    rois: RegionsOfInterest
+    trajectory: Trajectory
+    gradcam: np.ndarray | None = None  # (S', S') in [0, 1] when asked for
+    ood: dict[str, Any] = field(default_factory=lambda: dict(NO_OOD_CHECK))  # the distribution check
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict with the documented fields."""
+        return {
+            "label": self.label,
+            "label_index": self.label_index,
+            "probabilities": self.probabilities,
+            "prior": self.prior,
+            "uncertainty": self.uncertainty,
+            "sampler": self.options.sampler,
+            "steps": self.steps,
+            "samples": self.options.samples,
+            "seed": self.options.seed,
+            "seconds": round(self.seconds, 4),
+            "ood": self.ood,
+            "rois": [
+                {"box": [int(v) for v in box], "attention": round(float(a), 4)}
+                for box, a in zip(self.rois.boxes, self.rois.attention, strict=True)
+            ],
+            **self.extras,
+        }
+
+
+def as_dict(names: Sequence[str], values: torch.Tensor | np.ndarray) -> dict[str, float]:
+    """{class name: value} of a (C,) vector."""
+    flat = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values).reshape(-1)
+    return {n: float(v) for n, v in zip(names, flat, strict=True)}
+
+
+class DiffMICPipeline:
+    """Image → preprocessing → DCG priors → reverse chain → answer, uncertainty and explanations."""
+
+    def __init__(self, model: DiffMIC):
+        self.model = model.eval()
+        self.config = model.config
+        self._explainer: DiffMIC | None = None
+        self._explainer_lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(cls, folder_or_repo: str | Path, **kwargs: Any) -> DiffMICPipeline:
+        """A pipeline around ``DiffMIC.from_pretrained(folder_or_repo, **kwargs)``."""
+        return cls(DiffMIC.from_pretrained(folder_or_repo, **kwargs))
+
+    # ------------------------------------------------------------------ once per image
+    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[torch.Tensor, np.ndarray]:
+        """Decode, centre-crop, resize and normalise → (B, 3, S, S) on the model's device, uint8 pixels."""
+        items = list(images) if isinstance(images, list | tuple) else [images]
+        size = self.config.input_size
+        pixels = np.stack([resize_square(load_image(item), size) for item in items])
+        return normalise(pixels, self.config).to(self.model.device), pixels
+
+    @torch.inference_mode()
+    def prepare(self, image: ImageLike | Prepared) -> Prepared:
+        """Preprocess one image and run the once-per-image passes (the DCG and the conditioning)."""
+        if isinstance(image, Prepared):
+            return image
+        x, pixels = self.preprocess(image)
+        return Prepared(pixels[0], x, self.model.condition(x))
+
+    # ------------------------------------------------------------------ the chain
+    def chain(self, conditioning: Conditioning, options: SamplingOptions) -> Iterator[DenoiseState]:
+        """The reverse chain of a batch of B conditioned images, N = options.samples chains each."""
+        return self.denoise(conditioning.features, conditioning.prior(options.prior), options)
+
+    def denoise(
+        self, features: torch.Tensor, prior: torch.Tensor, options: SamplingOptions
+    ) -> Iterator[DenoiseState]:
+        """The reverse chain from conditioning vectors (B, D) and prior means (B, C); a state per step."""
+        model = self.model
+        sampler = make_sampler(options.sampler, model.diffusion, options.steps, options.eta)
+        generator = torch.Generator().manual_seed(int(options.seed))
         with torch.inference_mode():
-            eps = eps_fn(y, torch.full((b * samples,), t, dtype=torch.long, device=y.device), rows_prior)
-            out = sampler.step(eps, t, y, rows_prior, generator=generator)
-        y = out.prev_sample
-        shaped = y.view(b, samples, c)
-        yield DenoiseState(
-            i,
-            total,
-            t,
-            shaped,
-            out.pred_original_sample.view(b, samples, c),
-            label_to_probs(shaped, temperature),
+            gates = model.denoiser.gate(features).repeat_interleave(options.samples, dim=0)
+            table = model.denoiser.gain_table()
+
+        def eps_fn(y_t: torch.Tensor, t: torch.Tensor, rows_prior: torch.Tensor) -> torch.Tensor:
+            return model.denoiser(gates, y_t, t, rows_prior, gains=table[t])
+
+        yield from denoise_steps(eps_fn, prior, sampler, options.samples, generator, self.config.temperature)
+
+    @torch.inference_mode()
+    def classify_batch(self, x: torch.Tensor, options: SamplingOptions) -> tuple[DenoiseState, Conditioning]:
+        """Batched fast path for evaluation: the final state (B images x N chains) and the conditioning."""
+        conditioning = self.model.condition(x)
+        return last_state(self.chain(conditioning, options)), conditioning
+
+    # ------------------------------------------------------------------ one image, start to end
+    def run(
+        self, image: ImageLike | Prepared, options: SamplingOptions | None = None, *, explain: bool = False
+    ) -> Iterator[Prepared | DenoiseState | DiffMICOutput]:
+        """Yield the Prepared image, then the state of every reverse step, then the DiffMICOutput.
+
+        ``explain`` adds Grad-CAM (``diffmic.explain``) of the answer to the output.
+        """
+        options = options or SamplingOptions()
+        start = time.perf_counter()
+        prepared = self.prepare(image)
+        yield prepared
+        trajectory = Trajectory(
+            self.config.class_names, options.samples, prepared.conditioning.prior(options.prior)[0]
+        )
+        state = None
+        for state in self.chain(prepared.conditioning, options):
+            trajectory.record(state)
+            yield state
+        assert state is not None
+        yield self.result(prepared, state, trajectory, options, time.perf_counter() - start, explain=explain)
+
+    def __call__(
+        self, image: ImageLike | Prepared, options: SamplingOptions | None = None, *, explain: bool = False
+    ) -> DiffMICOutput:
+        """Classify one image (see ``run``)."""
+        return last_state(self.run(image, options, explain=explain))  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ the result
+    def result(
+        self,
+        prepared: Prepared,
+        state: DenoiseState,
+        trajectory: Trajectory,
+        options: SamplingOptions,
+        seconds: float,
+        explain: bool = False,
+    ) -> DiffMICOutput:
+        """Turn the final state of one image's chains into a DiffMICOutput."""
+        names = self.config.class_names
+        g = prepared.guidance
+        sample_probs = state.probs[0].cpu().numpy()
+        mean = sample_probs.mean(0)
+        idx = int(mean.argmax())
+        prior = {
+            "global": as_dict(names, g.global_prior[0]),
+            "local": as_dict(names, g.local_prior[0]),
+            "fused": as_dict(names, g.fused_prior[0]),
+        }
+        saliency = g.class_saliency(torch.tensor([idx], device=g.cam.device))[0].cpu().numpy()
+        gradcam = self.gradcam(prepared, idx) if explain else None
+        return DiffMICOutput(
+            names[idx],
+            idx,
+            as_dict(names, mean),
+            prior,
+            sample_uncertainty(sample_probs).to_dict(names),
+            options,
+            state.total,
+            seconds,
+            sample_probs,
+            prepared.pixels,
+            saliency,
+            self.regions(prepared),
+            trajectory,
+            gradcam,
         )
 
+    def regions(self, prepared: Prepared) -> RegionsOfInterest:
+        """The ROI boxes (in input pixels), attention and full-resolution crops, most attended first."""
+        g = prepared.guidance
+        s = self.config.local_scale
+        attention = g.attention[0].cpu().numpy()
+        order = np.argsort(-attention, kind="stable")
+        boxes = g.boxes[0].cpu().numpy()[order] * s
+        crops = [prepared.pixels[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in boxes.tolist()]
+        return RegionsOfInterest(boxes, attention[order], crops)
 
-def denoise(
-    eps_fn: EpsFn,
-    prior: torch.Tensor,
-    sampler: _Sampler,
-    samples: int = 1,
-    generator: torch.Generator | None = None,
-    temperature: float = 1.0,
-) -> DenoiseState:
-    """The fast path: run the whole chain and return only the final state."""
-    return last_state(denoise_steps(eps_fn, prior, sampler, samples, generator, temperature))
+    def gradcam(self, prepared: Prepared, class_index: int, **kwargs: Any) -> np.ndarray:
+        """Grad-CAM of one class (see ``diffmic.explain.grad_cam``), on a private copy of the model.
 
+        Grad-CAM hooks a layer; on the shared model the hooks would also see other requests' passes, so
+        it runs on a copy, one request at a time.
+        """
+        from .explain import grad_cam
 
-def last_state(states: Iterator[DenoiseState]) -> DenoiseState:
-    """Drain a stream of states and return the final one."""
-    final = deque(states, maxlen=1)
-    if not final:
-        raise ValueError("the chain produced no steps")
-    return final[0]
+        with self._explainer_lock:
+            if self._explainer is None:
+                self._explainer = copy.deepcopy(self.model).eval()
+            return grad_cam(self._explainer, prepared.x.to(self._explainer.device), class_index, **kwargs)

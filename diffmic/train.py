@@ -1,39 +1,59 @@
-"""Two-stage DiffMIC training, resumable, single-process on CPU or under ``torchrun``.
+"""Three-stage DiffMIC training, resumable, single-process on CPU or under ``torchrun``.
 
-Stage ``dcg``: the dual-granularity prior network is trained with cross-entropy on its global, local
-and fused outputs. Stage ``diffusion``: the conditional denoiser learns to predict the noise of
-diffused labels (with the MMD regulariser); the DCG is frozen or trained jointly (``joint_dcg``).
+1. ``global``: the DCG's global network and CAM head, cross-entropy.
+2. ``local``: the ROI branch on the crops it will see at inference (the global network frozen, so the
+   ROIs are those of inference), cross-entropy on the local and the fused logits. Then, on validation
+   data, the fusion weights (``fusion="fitted"``) are fitted.
+3. ``diffusion``: the denoiser learns to predict the noise of diffused labels (with the MMD regulariser).
+   ``cached`` (the default): the frozen conditioning of several augmented views per image is computed
+   once (``diffmic.conditioning``) and the head trains on it for hundreds of epochs; ``end-to-end``
+   runs the networks at every step (for GPUs; ``joint_dcg`` also trains the DCG).
 
-Every epoch is validated on a split carved from the training data (never the test set); the
-EMA weights with the best macro-F1 are saved as the model (``save_pretrained``). A checkpoint with
-the optimiser, EMA and position inside the epoch is written every few minutes, so a run stopped at
-any point continues where it stopped (``resume``).
+Every stage is validated on a split carved from the training data (never the test set) and ends when
+its validation score has not improved for ``patience`` validations (or at its epoch cap); the EMA
+weights of the best validation are kept. The diffusion stage is validated with the estimator that is
+shipped (``val_options``: the app's DDPM, all T steps, 8 chains), whose softmax temperature is then
+fitted on the same validation chains. A checkpoint (weights, optimiser, EMA, ``TrainState``) is written
+every few minutes and at every epoch's end: a stopped run continues where it stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
+from .calibration import fit_fusion_weights, fit_temperature
+from .conditioning import ConditioningCache, build_cache
 from .config import DiffMICConfig
-from .data.datasets import ArrayDataset, Splits
-from .losses import dcg_loss, diffusion_loss
+from .data.datasets import Splits, batch_of
+from .distributed import Distributed, epoch_batches
+from .ema import EMA
+from .losses import diffusion_loss, global_loss, local_loss
 from .metrics import macro_f1
 from .model import DiffMIC, resolve_device
+from .options import APP_DEFAULT, SamplingOptions
+from .pipeline import DiffMICPipeline
 from .transforms import augment, normalise
 
-STAGES = ("dcg", "diffusion")
+STAGES = ("global", "local", "diffusion")
 CHECKPOINT_NAME = "checkpoint.pt"
+FITTED_FIELDS = (
+    "fusion_weights",
+    "temperature",
+    "cam_method",
+    "cam_stage",
+)  # set by training, not by the user
 
 
 @dataclass
@@ -41,151 +61,67 @@ class TrainConfig:
     """Optimisation settings (the model's own settings live in DiffMICConfig)."""
 
     out_dir: str = "runs/diffmic"
-    dcg_epochs: int = 10
-    diffusion_epochs: int = 10
+    global_epochs: int = 40  # caps; each stage stops earlier when validation stops improving
+    local_epochs: int = 30
+    diffusion_epochs: int = 400
+    patience: int = 6  # validations without improvement before a stage ends
     batch_size: int = 32
-    dcg_lr: float = 1e-3
-    lr: float = 1e-3
+    global_lr: float = 1e-3
+    local_lr: float = 1e-3
+    lr: float = 1e-3  # the denoiser's
     weight_decay: float = 1e-4
     ema_decay: float = 0.99
     grad_clip: float = 1.0
-    joint_dcg: bool = False
-    timesteps_per_image: int = 4  # (t, eps) draws per image and step: the encoder runs once for all of them
-    init_encoder_from_dcg: bool = True  # start the denoiser's encoder from the trained global network
+    stage2: str = "cached"  # or "end-to-end"
+    cache_views: int = 8  # augmented views per training image in the cache (view 0 unaugmented)
+    diffusion_batch_size: int = 256  # images per step of the cached stage
+    timesteps_per_image: int = 4  # (t, eps) draws per image and step
+    val_every: int = 10  # cached diffusion epochs between validations
+    val_options: SamplingOptions = APP_DEFAULT  # the estimator that is selected and calibrated
+    joint_dcg: bool = False  # end-to-end only: keep training the DCG with the diffusion loss
     augment: bool = True
-    val_sampler: str = "ddim"
-    val_steps: int = 10
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (after a checkpoint) when this much time has passed
     max_steps_per_stage: int | None = None  # for smoke tests
     seed: int = 0
     device: str | None = None
 
-
-class EMA:
-    """Exponential moving average of a module's floating-point state (integer buffers copied).
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so short runs are not
-    dominated by the random initial weights.
-    """
-
-    def __init__(self, module: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        """shadow = d * shadow + (1 - d) * current, with the warmed-up decay d."""
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in module.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, module: torch.nn.Module) -> None:
-        """Load the averaged weights into ``module``."""
-        module.load_state_dict(self.shadow)
+    def __post_init__(self) -> None:
+        if self.stage2 not in ("cached", "end-to-end"):
+            raise ValueError(f"stage2 must be 'cached' or 'end-to-end', got {self.stage2!r}")
+        if isinstance(self.val_options, dict):
+            self.val_options = SamplingOptions(**self.val_options)
 
 
-class Distributed:
-    """Rank and world size from torchrun's environment; gradient averaging across processes."""
+@dataclass
+class TrainState:
+    """Where a run is: stored in the checkpoint, so a resumed run continues from here."""
 
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-
-    @property
-    def main(self) -> bool:
-        """True on the process that validates and writes files."""
-        return self.rank == 0
-
-    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        """All-reduce and average gradients (a no-op in a single process)."""
-        if self.world == 1:
-            return
-        for p in params:
-            if p.grad is not None:
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= self.world
-
-    def barrier(self) -> None:
-        """Wait for every process."""
-        if self.world > 1:
-            torch.distributed.barrier()
+    stage: str = STAGES[0]
+    epoch: int = 0  # epochs done in this stage
+    batch: int = 0  # batches done in this epoch
+    best: float = -1.0  # best validation score of this stage
+    stale: int = 0  # validations since the best
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0  # wall-clock training time, summed over resumed runs
+    fitted: dict = field(default_factory=dict)  # FITTED_FIELDS values found so far
 
 
-def batch_of(dataset: Dataset, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixels (B, S, S, 3) uint8 and labels (B,) for the given indices."""
-    if isinstance(dataset, ArrayDataset):
-        return torch.from_numpy(dataset.images[idx]), torch.from_numpy(dataset.labels[idx])
-    items = [dataset[int(i)] for i in idx]
-    return torch.stack([p for p, _ in items]), torch.tensor([y for _, y in items])
-
-
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, dist: Distributed) -> list[np.ndarray]:
-    """This process's share of a seeded permutation, cut into batches (last partial batch dropped if tiny)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)[dist.rank :: dist.world]
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return [b for b in batches if len(b) >= 2]
-
-
-@torch.no_grad()
-def predict_dataset(
-    model: DiffMIC,
-    dataset: Dataset,
-    *,
-    sampler: str = "ddim",
-    steps: int | None = 10,
-    samples: int = 1,
-    seed: int = 0,
-    batch_size: int = 64,
-    progress: bool = False,
-) -> dict[str, np.ndarray]:
-    """Labels, priors (global/local/fused) and DiffMIC sample probabilities for a whole dataset."""
-    model.eval()
-    out: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("labels", "global", "local", "fused", "diffmic", "y0")
-    }
-    cfg = model.config
-    starts = range(0, len(dataset), batch_size)
-    for start in tqdm(starts, desc="evaluate", disable=not progress, leave=False):
-        idx = np.arange(start, min(start + batch_size, len(dataset)))
-        pixels, labels = batch_of(dataset, idx)
-        x = normalise(pixels.numpy(), cfg).to(model.device)
-        state, guidance = model.classify_batch(
-            x, sampler=sampler, steps=steps, samples=samples, seed=seed + start
-        )
-        out["labels"].append(labels.numpy())
-        out["global"].append(guidance.global_prior.cpu().numpy())
-        out["local"].append(guidance.local_prior.cpu().numpy())
-        out["fused"].append(guidance.fused_prior.cpu().numpy())
-        out["diffmic"].append(state.probs.cpu().numpy())
-        out["y0"].append(state.sample.cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def fit_temperature(y0: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature minimising the validation NLL of softmax(y0 / T) averaged over samples (grid search)."""
-    y0 = torch.as_tensor(y0, dtype=torch.float64)  # (N, S, C)
-    labels_t = torch.as_tensor(labels)
-    best, best_nll = 1.0, math.inf
-    for temp in np.exp(np.linspace(np.log(0.02), np.log(5.0), 80)):
-        p = (y0 / temp).softmax(-1).mean(1).clamp_min(1e-12)
-        nll = -p.log()[torch.arange(len(labels_t)), labels_t].mean().item()
-        if nll < best_nll:
-            best, best_nll = float(temp), nll
-    return best
+def _stage_modules(model: DiffMIC, stage: str, tc: TrainConfig) -> nn.ModuleList:
+    """The modules a stage trains (and keeps an EMA of)."""
+    dcg = model.dcg
+    if stage == "global":
+        return nn.ModuleList([dcg.global_net, dcg.cam_head])
+    if stage == "local":
+        return nn.ModuleList([dcg.local_net, dcg.attention_pool, dcg.local_head])
+    parts: list[nn.Module] = [model.denoiser]
+    if tc.stage2 == "end-to-end":
+        parts += [m for m in (model.encoder,) if m is not None] + ([dcg] if tc.joint_dcg else [])
+    return nn.ModuleList(parts)
 
 
 class Trainer:
-    """Owns the model, optimiser, EMA and checkpoint of one training run."""
+    """Owns the model, the optimiser, the EMA and the checkpoint of one training run."""
 
     def __init__(self, model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits):
         self.cfg, self.tc, self.splits = model_config, train_config, splits
@@ -195,25 +131,24 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         self.model = DiffMIC(model_config).to(self.device)
         self.generator = torch.Generator().manual_seed(train_config.seed + 1000 * self.dist.rank)
-        self.state = {"stage": STAGES[0], "epoch": 0, "batch": 0, "best": -1.0, "history": []}
-        self.best_dcg: dict[str, torch.Tensor] | None = None
-        self.started = time.monotonic()
-        self.last_checkpoint = time.monotonic()
-        self._tick = time.monotonic()  # wall-clock training time is summed across resumed runs
-        self._new_stage(self.state["stage"])
+        self.state = TrainState()
+        self.best: dict[str, torch.Tensor] | None = (
+            None  # the stage modules' EMA weights at the best validation
+        )
+        self.cache: ConditioningCache | None = None
+        self.val_cache: ConditioningCache | None = None
+        self.started = self._tick = self.last_checkpoint = time.monotonic()
+        self._new_stage(self.state.stage)
 
     # ------------------------------------------------------------ set-up per stage
-    def _params(self, stage: str) -> list[torch.nn.Parameter]:
-        if stage == "dcg":
-            return list(self.model.dcg.parameters())
-        params = list(self.model.denoiser.parameters())
-        return params + list(self.model.dcg.parameters()) if self.tc.joint_dcg else params
-
     def _new_stage(self, stage: str) -> None:
-        lr = self.tc.dcg_lr if stage == "dcg" else self.tc.lr
-        self.params = self._params(stage)
+        lr = {"global": self.tc.global_lr, "local": self.tc.local_lr, "diffusion": self.tc.lr}[stage]
+        self.modules = _stage_modules(self.model, stage, self.tc)
+        self.model.requires_grad_(False)  # no gradients are computed for the frozen parts
+        self.modules.requires_grad_(True)
+        self.params = list(self.modules.parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=self.tc.weight_decay)
-        self.ema = EMA(self.model, self.tc.ema_decay)
+        self.ema = EMA(self.modules, self.tc.ema_decay)
 
     # ------------------------------------------------------------ checkpointing
     @property
@@ -221,22 +156,24 @@ class Trainer:
         """Where the resumable checkpoint lives."""
         return self.out / CHECKPOINT_NAME
 
+    def _user_config(self) -> dict:
+        return {k: v for k, v in self.cfg.to_dict().items() if k not in FITTED_FIELDS}
+
     def save_checkpoint(self) -> None:
-        """Write model, EMA, optimiser and position atomically (main process only)."""
+        """Write weights, EMA, optimiser and TrainState atomically (main process only)."""
         if not self.dist.main:
             return
         now = time.monotonic()
-        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + now - self._tick
+        self.state.train_seconds += now - self._tick
         self._tick = now
         self.out.mkdir(parents=True, exist_ok=True)
         payload = {
             "model": self.model.state_dict(),
-            "ema": self.ema.shadow,
-            "ema_updates": self.ema.updates,
+            "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "state": json.dumps(self.state),
-            "config": json.dumps(self.cfg.to_dict()),
-            "best_dcg": self.best_dcg or {},
+            "state": json.dumps(asdict(self.state)),
+            "config": json.dumps(self._user_config()),
+            "best": self.best or {},
             "generator": self.generator.get_state(),
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
@@ -249,93 +186,168 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        saved_cfg = json.loads(payload["config"])
-        if saved_cfg != self.cfg.to_dict():
+        if json.loads(payload["config"]) != self._user_config():
             raise ValueError(
                 f"{self.checkpoint_path} was written with another model config; "
                 "use a new --out folder or the same settings"
             )
-        self.state = json.loads(payload["state"])
+        self.state = TrainState(**json.loads(payload["state"]))
+        self._apply_fitted()
         self.model.load_state_dict(payload["model"])
-        self._new_stage(self.state["stage"])
+        self._new_stage(self.state.stage)
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.ema.shadow = payload["ema"]
-        self.ema.updates = int(payload["ema_updates"])
-        self.best_dcg = payload["best_dcg"] or None
+        self.ema.load_state_dict(payload["ema"])
+        self.best = payload["best"] or None
         self.generator.set_state(payload["generator"])
         return True
 
+    def _fit(self, **values) -> None:
+        """Record values fitted on validation data and apply them to the model's config."""
+        self.state.fitted.update(values)
+        self._apply_fitted()
+
+    def _apply_fitted(self) -> None:
+        for key, value in self.state.fitted.items():
+            setattr(self.cfg, key, tuple(value) if key == "fusion_weights" else value)
+        self.cfg.validate()
+
     # ------------------------------------------------------------ one optimisation step
-    def _loss(self, stage: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        if stage == "dcg":
-            loss = dcg_loss(self.model.dcg(x), y)
-            return loss, {"loss": loss.item()}
+    def _images(self, idx: np.ndarray, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, labels = batch_of(self.splits.train, idx)
+        x = normalise(pixels.numpy(), self.cfg)
+        if train and self.tc.augment:
+            x = augment(x, self.generator)
+        return x.to(self.device), labels.to(self.device)
+
+    def _image_loss(self, stage: str, idx: np.ndarray) -> torch.Tensor:
+        x, y = self._images(idx)
+        dcg = self.model.dcg
+        if stage == "global":
+            return global_loss(dcg.global_branch(x)[1], y)
+        if stage == "local":
+            return local_loss(dcg(x), y)
         with torch.set_grad_enabled(self.tc.joint_dcg):
-            guidance = self.model.dcg(x)
-        features = self.model.denoiser.encode(x)
-        y0 = torch.nn.functional.one_hot(y, self.cfg.num_classes).float()
+            guidance = dcg(x)
+        condition = self.model.condition_features(x, guidance)
+        priors = (guidance.fused_prior, guidance.global_prior, guidance.local_prior)
+        return self._diffusion_loss(condition, y, priors)
+
+    def _cached_loss(self, idx: np.ndarray) -> torch.Tensor:
+        assert self.cache is not None
+        views = np.random.default_rng([self.tc.seed, self.state.epoch, int(idx[0])]).integers(
+            0, self.cache.views, len(idx)
+        )
+        condition, priors, y = (t.to(self.device) for t in self.cache.rows(idx, views))
+        return self._diffusion_loss(condition, y, tuple(priors.unbind(1)))
+
+    def _diffusion_loss(self, condition: torch.Tensor, y: torch.Tensor, priors: tuple) -> torch.Tensor:
+        y0 = F.one_hot(y, self.cfg.num_classes).float()
         bandwidth = self.cfg.mmd_bandwidth or float(self.cfg.num_classes)
         parts = diffusion_loss(
             self.model.denoiser,
-            features,
+            condition,
             y0,
-            guidance,
+            priors,
             self.model.diffusion,
             self.cfg.mmd_weight,
             bandwidth,
             self.generator,
             timesteps_per_image=self.tc.timesteps_per_image,
         )
-        loss = parts.total + (dcg_loss(guidance, y) if self.tc.joint_dcg else 0.0)
-        return loss, {
-            "loss": loss.item(),
-            "mse": parts.mse.item(),
-            "mmd": (parts.mmd_global + parts.mmd_local).item(),
-        }
+        return parts.total
 
-    def _step(self, stage: str, pixels: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        self.model.train()
-        if stage == "diffusion" and not self.tc.joint_dcg:
-            self.model.dcg.eval()  # frozen: keep its batch-norm statistics
-        x = normalise(pixels.numpy(), self.cfg)
-        if self.tc.augment:
-            x = augment(x, self.generator)
-        loss, logs = self._loss(stage, x.to(self.device), labels.to(self.device))
+    def _step(self, stage: str, idx: np.ndarray) -> float:
+        self.model.eval()  # frozen parts keep their batch-norm statistics
+        self.modules.train()
+        cached = stage == "diffusion" and self.tc.stage2 == "cached"
+        loss = self._cached_loss(idx) if cached else self._image_loss(stage, idx)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.dist.average_gradients(self.params)
         if self.tc.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.tc.grad_clip)
         self.optimizer.step()
-        self.ema.update(self.model)
-        return logs
+        self.ema.update(self.modules)
+        return loss.item()
 
     # ------------------------------------------------------------ validation
+    def _with_ema(self, fn):
+        """Run ``fn()`` with the EMA weights in the stage modules, then restore the live ones."""
+        live = copy.deepcopy(self.modules.state_dict())
+        self.ema.copy_to(self.modules)
+        try:
+            return fn()
+        finally:
+            self.modules.load_state_dict(live)
+
+    @torch.no_grad()
+    def _dcg_outputs(self, dataset) -> dict[str, np.ndarray]:
+        self.model.eval()
+        out: dict[str, list] = {"global": [], "local": [], "labels": []}
+        for start in range(0, len(dataset), 64):
+            pixels, labels = batch_of(dataset, np.arange(start, min(start + 64, len(dataset))))
+            g = self.model.dcg(normalise(pixels.numpy(), self.cfg).to(self.device))
+            out["global"].append(g.global_logits.cpu().numpy())
+            out["local"].append(g.local_logits.cpu().numpy())
+            out["labels"].append(labels.numpy())
+        return {k: np.concatenate(v) for k, v in out.items()}
+
     def validate(self, stage: str) -> dict[str, float]:
-        """Macro-F1 on the validation split, with the EMA weights."""
-        live = copy.deepcopy(self.model.state_dict())
-        self.ema.copy_to(self.model)
-        steps = self.tc.val_steps if stage == "diffusion" else 1
-        res = predict_dataset(self.model, self.splits.val, sampler=self.tc.val_sampler, steps=steps)
-        self.model.load_state_dict(live)
+        """Validation macro-F1 of the stage's output with the EMA weights (its ``score`` selects)."""
+        return self._with_ema(lambda: self._validate(stage))
+
+    def _validate(self, stage: str) -> dict[str, float]:
         c = self.cfg.num_classes
-        scores = {
-            m: macro_f1(res["labels"], res[m].argmax(-1) if m != "diffmic" else res[m].mean(1).argmax(-1), c)
-            for m in ("global", "local", "fused", "diffmic")
-        }
-        scores["score"] = scores["fused"] if stage == "dcg" else scores["diffmic"]
+        if stage == "diffusion":
+            return self._validate_diffusion()
+        res = self._dcg_outputs(self.splits.val)
+        w = self.cfg.fusion_weights
+        fused = w[0] * res["global"] + w[1] * res["local"]
+        scores = {m: macro_f1(res["labels"], res[m].argmax(-1), c) for m in ("global", "local")}
+        scores["fused"] = macro_f1(res["labels"], fused.argmax(-1), c)
+        scores["score"] = scores["global"] if stage == "global" else scores["fused"]
         return scores
 
-    def _keep_if_best(self, stage: str, scores: dict[str, float]) -> None:
-        if scores["score"] <= self.state["best"]:
+    def _validate_diffusion(self) -> dict[str, float]:
+        """The shipped estimator on the validation conditioning; also fits its temperature."""
+        y0, labels = self.validation_chains()
+        temperature = fit_temperature(y0, labels)
+        probs = torch.as_tensor(y0 / temperature).softmax(-1).numpy()
+        c = self.cfg.num_classes
+        return {
+            "diffmic": macro_f1(labels, probs.mean(1).argmax(-1), c),
+            "single": macro_f1(labels, probs[:, 0].argmax(-1), c),
+            "temperature": temperature,
+            "score": macro_f1(labels, probs.mean(1).argmax(-1), c),
+        }
+
+    def validation_chains(self) -> tuple[np.ndarray, np.ndarray]:
+        """Final label vectors (N, S, C) of the shipped estimator's chains on the validation images."""
+        cache = self._validation_cache()
+        pipe = DiffMICPipeline(self.model)
+        self.model.eval()
+        y0 = []
+        options = self.tc.val_options.with_(prior="fused")
+        for start in range(0, len(cache), 128):
+            idx = np.arange(start, min(start + 128, len(cache)))
+            features, priors, _ = cache.rows(idx, np.zeros(len(idx), dtype=np.int64))
+            *_, last = pipe.denoise(
+                features.to(self.device), priors[:, 0].to(self.device), options.with_(seed=start)
+            )
+            y0.append(last.sample.cpu().numpy())
+        return np.concatenate(y0), cache.labels
+
+    def _validation_cache(self) -> ConditioningCache:
+        if self.val_cache is None or self.tc.stage2 == "end-to-end":
+            self.val_cache = build_cache(self.model, self.splits.val, 1, seed=self.tc.seed)
+        return self.val_cache
+
+    def _keep_if_best(self, scores: dict[str, float]) -> None:
+        if scores["score"] <= self.state.best:
+            self.state.stale += 1
             return
-        self.state["best"] = scores["score"]
-        if stage == "dcg":
-            self.best_dcg = {k[4:]: v.clone() for k, v in self.ema.shadow.items() if k.startswith("dcg.")}
-        else:
-            best = copy.deepcopy(self.model)
-            self.ema.copy_to(best)
-            best.save_pretrained(self.out)
+        self.state.best, self.state.stale = scores["score"], 0
+        self.best = {k: v.clone() for k, v in self.ema.shadow.items()}
 
     # ------------------------------------------------------------ the loop
     def _out_of_time(self) -> bool:
@@ -343,103 +355,115 @@ class Trainer:
         return limit is not None and time.monotonic() - self.started > 60 * limit
 
     def run(self) -> bool:
-        """Train until done or out of time; True when both stages finished."""
-        for stage in STAGES[STAGES.index(self.state["stage"]) :]:
+        """Train until done or out of time; True when all stages finished (the model is then saved)."""
+        for stage in STAGES[STAGES.index(self.state.stage) :]:
             if not self._run_stage(stage):
                 self.save_checkpoint()
                 return False
         self.save_checkpoint()
         return True
 
+    def _epochs(self, stage: str) -> int:
+        return {"global": self.tc.global_epochs, "local": self.tc.local_epochs}.get(
+            stage, self.tc.diffusion_epochs
+        )
+
+    def _batches(self, stage: str) -> list[np.ndarray]:
+        cached = stage == "diffusion" and self.tc.stage2 == "cached"
+        size = self.tc.diffusion_batch_size if cached else self.tc.batch_size
+        seed = self.tc.seed + 7919 * STAGES.index(stage)
+        return epoch_batches(len(self.splits.train), size, seed, self.state.epoch, self.dist)
+
+    def _validates_now(self, stage: str) -> bool:
+        every = self.tc.val_every if stage == "diffusion" and self.tc.stage2 == "cached" else 1
+        return (self.state.epoch + 1) % every == 0 or self.state.epoch + 1 == self._epochs(stage)
+
     def _run_stage(self, stage: str) -> bool:
-        epochs = self.tc.dcg_epochs if stage == "dcg" else self.tc.diffusion_epochs
-        n = len(self.splits.train)
-        steps_done = 0
-        while self.state["epoch"] < epochs:
-            epoch = self.state["epoch"]
-            batches = epoch_batches(
-                n, self.tc.batch_size, self.tc.seed + 7919 * STAGES.index(stage), epoch, self.dist
-            )
-            bar = tqdm(
-                batches[self.state["batch"] :],
-                desc=f"{stage} {epoch + 1}/{epochs}",
-                leave=False,
-                disable=not self.dist.main,
-            )
-            for idx in bar:
-                logs = self._step(stage, *batch_of(self.splits.train, idx))
-                self.state["batch"] += 1
+        if stage == "diffusion" and self.tc.stage2 == "cached" and self.cache is None:
+            self.cache = self._training_cache()
+        steps_done, epochs = 0, self._epochs(stage)
+        while self.state.epoch < epochs and self.state.stale < self.tc.patience:
+            batches = self._batches(stage)
+            desc = f"{stage} {self.state.epoch + 1}/{epochs}"
+            losses = []
+            for idx in tqdm(batches[self.state.batch :], desc=desc, leave=False, disable=not self.dist.main):
+                losses.append(self._step(stage, idx))
+                self.state.batch += 1
                 steps_done += 1
-                bar.set_postfix(loss=f"{logs['loss']:.4f}")
                 if time.monotonic() - self.last_checkpoint > 60 * self.tc.checkpoint_minutes:
                     self.save_checkpoint()
                 if self._out_of_time():
                     return False
                 if self.tc.max_steps_per_stage and steps_done >= self.tc.max_steps_per_stage:
                     break
-            if self.dist.main:
-                scores = self.validate(stage)
-                self.state["history"].append({"stage": stage, "epoch": epoch + 1, **logs, **scores})
-                self._keep_if_best(stage, scores)
-                tqdm.write(
-                    f"{stage} epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f}  val macro-F1 "
-                    + " ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "score")
-                )
-            self.dist.barrier()
-            self.state["epoch"] += 1
-            self.state["batch"] = 0
-            self.save_checkpoint()
+            self._end_epoch(stage, float(np.mean(losses)) if losses else math.nan)
             if self.tc.max_steps_per_stage and steps_done >= self.tc.max_steps_per_stage:
                 break
         self._finish_stage(stage)
         return True
 
-    def _finish_stage(self, stage: str) -> None:
-        if stage == "dcg":
-            if self.best_dcg is not None:
-                self.model.dcg.load_state_dict(self.best_dcg)
-            self._init_encoder()
-            self.state.update(stage="diffusion", epoch=0, batch=0, best=-1.0)
-            self._new_stage("diffusion")
-        elif self.dist.main:
-            self.calibrate()
-
-    def _init_encoder(self) -> None:
-        if not self.tc.init_encoder_from_dcg or self.cfg.encoder_backbone != self.cfg.global_backbone:
-            return
-        self.model.denoiser.encoder.load_state_dict(self.model.dcg.global_net.state_dict(), strict=False)
-
-    def calibrate(self) -> None:
-        """Fit the softmax temperature of the saved best model on the validation split and re-save it."""
-        from .hub import load_pretrained
-
-        if not (self.out / "model.safetensors").is_file():
-            best = copy.deepcopy(self.model)
-            self.ema.copy_to(best)
-            best.save_pretrained(self.out)
-        best = load_pretrained(self.out, device=str(self.device))
-        res = predict_dataset(
-            best, self.splits.val, sampler=self.tc.val_sampler, steps=self.tc.val_steps, samples=4
-        )
-        best.config.temperature = fit_temperature(res["y0"], res["labels"])
-        best.save_pretrained(self.out)
-        (self.out / "train_log.json").write_text(
-            json.dumps(
-                {
-                    "train_config": asdict(self.tc),
-                    "history": self.state["history"],
-                    "train_seconds": round(self.state.get("train_seconds", 0.0), 1),
-                    "temperature": best.config.temperature,
-                },
-                indent=2,
+    def _end_epoch(self, stage: str, loss: float) -> None:
+        if self.dist.main and self._validates_now(stage):
+            scores = self.validate(stage)
+            self.state.history.append({"stage": stage, "epoch": self.state.epoch + 1, "loss": loss, **scores})
+            self._keep_if_best(scores)
+            tqdm.write(
+                f"{stage} epoch {self.state.epoch + 1}: loss {loss:.4f}  val "
+                + " ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "score")
             )
+        self.state.best, self.state.stale = self.dist.share((self.state.best, self.state.stale))
+        self.state.epoch += 1
+        self.state.batch = 0
+        self.save_checkpoint()
+
+    def _training_cache(self) -> ConditioningCache:
+        path = self.out / "conditioning.npz"
+        if path.is_file():
+            return ConditioningCache.load(path)
+        start = time.monotonic()
+        cache = build_cache(
+            self.model, self.splits.train, self.tc.cache_views, seed=self.tc.seed, progress=True
         )
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cache.save(path)
+            self.state.history.append({"stage": "cache", "seconds": round(time.monotonic() - start, 1)})
+        return cache
+
+    def _finish_stage(self, stage: str) -> None:
+        if self.best is not None:
+            self.modules.load_state_dict(self.best)
+        self.dist.sync_module(self.modules)  # only the main process validated and kept the best weights
+        if stage == "local" and self.cfg.fusion == "fitted":
+            res = self._dcg_outputs(self.splits.val)
+            self._fit(fusion_weights=list(fit_fusion_weights(res["global"], res["local"], res["labels"])))
+        if stage == "diffusion":
+            if self.dist.main:
+                self.finish()
+            return
+        nxt = STAGES[STAGES.index(stage) + 1]
+        self.state = dataclasses.replace(self.state, stage=nxt, epoch=0, batch=0, best=-1.0, stale=0)
+        self.best = None
+        self._new_stage(nxt)
+
+    def finish(self) -> None:
+        """Fit the temperature of the shipped estimator on validation data; save the model and the log."""
+        y0, labels = self.validation_chains()
+        self._fit(temperature=fit_temperature(y0, labels))
+        self.model.save_pretrained(self.out)
+        log = {
+            "train_config": asdict(self.tc),
+            "history": self.state.history,
+            "train_seconds": round(self.state.train_seconds + time.monotonic() - self._tick, 1),
+            "fitted": self.state.fitted,
+        }
+        (self.out / "train_log.json").write_text(json.dumps(log, indent=2, default=str))
 
 
 def train(
     model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits, resume: bool = True
 ) -> Path:
-    """Train (or resume) a DiffMIC; returns the folder holding the best model. Stops early at max_minutes."""
+    """Train (or resume) a DiffMIC; returns the folder holding the model. Stops early at max_minutes."""
     trainer = Trainer(model_config, train_config, splits)
     if resume:
         trainer.resume()

@@ -19,10 +19,10 @@ from app.figures import trajectory_figure
 from app.learn import Lessons, forward_process, forward_timesteps, one_hot
 from app.models import ModelRegistry
 from app.settings import Settings
-from app.trajectory import MAX_PLOT_POINTS, Trajectory
 from app.ui import build_demo
+from diffmic.chain import DenoiseState
 from diffmic.hub import ModelLoadError
-from diffmic.pipeline import DenoiseState
+from diffmic.trajectory import MAX_PLOT_POINTS, Trajectory
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip, random_png
 
 

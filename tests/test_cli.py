@@ -89,7 +89,9 @@ def test_bad_sampling_arguments_exit_2(model_dir, image_path, capsys):
         main(["predict", str(image_path), "--model", str(model_dir), "--sampler", "ddim", "--steps", "0"])
         == 2
     )
-    assert "steps must be between" in capsys.readouterr().err
+    assert "steps must be >= 1" in capsys.readouterr().err
+    assert main(["predict", str(image_path), "--model", str(model_dir), "--steps", "5000"]) == 2
+    assert "steps must be between 1 and 100" in capsys.readouterr().err
 
 
 def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
@@ -114,10 +116,10 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
         str(out),
         "--image-size",
         "64",
-        "--backbone",
+        "--global-backbone",
         "test_efficientnet",
-        "--cam-size",
-        "4",
+        "--local-backbone",
+        "test_efficientnet",
         "--crop-size",
         "16",
         "--num-crops",
@@ -126,7 +128,9 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
         "16",
         "--timesteps",
         "50",
-        "--dcg-epochs",
+        "--global-epochs",
+        "1",
+        "--local-epochs",
         "1",
         "--diffusion-epochs",
         "1",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from diffmic.chain import denoise, denoise_steps
 from diffmic.diffusion import DDIMSampler, DDPMSampler, LabelDiffusion, make_betas, make_sampler
 from diffmic.losses import antithetic_timesteps, mmd
-from diffmic.pipeline import denoise, denoise_steps
 from tests.card_reference import card_reverse_chain, softmax
 
 
@@ -44,7 +44,7 @@ def test_q_sample_marginals_match_closed_form():
 
 def _card_posterior(d: LabelDiffusion, y_t, y0, prior, t):
     """CARD's q(y_{t-1} | y_t, y0, prior) written out from the paper's formulas, with plain indexing."""
-    a, ab, ab_prev = d.alphas[t], d.alphas_cumprod[t], d.alphas_cumprod[t - 1]
+    a, ab, ab_prev = 1 - d.betas[t], d.alphas_cumprod[t], d.alphas_cumprod[t - 1]
     beta = d.betas[t]
     g0 = beta * ab_prev.sqrt() / (1 - ab)
     g1 = (1 - ab_prev) * a.sqrt() / (1 - ab)

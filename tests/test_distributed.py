@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import sys, torch
 sys.path.insert(0, {root!r})
-from tests.test_train import splits
+from tests.test_train import FAST_VAL, splits
 from tests.helpers import tiny_config
 from diffmic.train import Trainer, TrainConfig
-t = Trainer(tiny_config(3), TrainConfig(out_dir={out!r}, dcg_epochs=1, diffusion_epochs=1, batch_size=8,
-                                        val_steps=2), splits())
+tc = TrainConfig(out_dir={out!r}, global_epochs=1, local_epochs=1, diffusion_epochs=1, batch_size=8,
+                 val_options=FAST_VAL, cache_views=1)
+t = Trainer(tiny_config(3), tc, splits())
 t.run()
 w = t.model.denoiser.out.weight.detach().clone()
 gathered = [torch.zeros_like(w) for _ in range(t.dist.world)]

@@ -8,8 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from diffmic.hub import ModelLoadError, load_pretrained, resolve_folder
+from diffmic.hub import ModelLoadError, resolve_folder
 from diffmic.model import DiffMIC
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline
 from tests.helpers import random_image, tiny_model
 
 
@@ -26,8 +28,8 @@ def test_round_trip_gives_identical_outputs(saved):
     loaded = DiffMIC.from_pretrained(folder)
     assert loaded.config == model.config
     img = random_image()
-    a = model.predict(img, sampler="ddim", steps=10, samples=3, seed=1)
-    b = loaded.predict(img, sampler="ddim", steps=10, samples=3, seed=1)
+    a = DiffMICPipeline(model)(img, SamplingOptions(sampler="ddim", steps=10, samples=3, seed=1))
+    b = DiffMICPipeline(loaded)(img, SamplingOptions(sampler="ddim", steps=10, samples=3, seed=1))
     assert np.array_equal(a.sample_probs, b.sample_probs) and a.prior == b.prior
     assert "not for clinical use" in (folder / "README.md").read_text()
 
@@ -66,7 +68,7 @@ def test_missing_config(saved):
     _, folder = saved
     (folder / "config.json").unlink()
     with pytest.raises(ModelLoadError, match="missing config file"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_config_with_unknown_keys(saved):
@@ -75,17 +77,17 @@ def test_config_with_unknown_keys(saved):
     data["num_heads"] = 8
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="unknown keys: num_heads"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_missing_weights_and_pickles_are_never_loaded(saved):
     _, folder = saved
     (folder / "model.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="missing weights file model.safetensors"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
     torch.save({"x": torch.zeros(1)}, folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="pickle file, which is never loaded"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_truncated_weights(saved):
@@ -93,7 +95,7 @@ def test_truncated_weights(saved):
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError, match="corrupt or truncated"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_checkpoint_for_another_class_count(saved, tmp_path):
@@ -102,7 +104,7 @@ def test_checkpoint_for_another_class_count(saved, tmp_path):
     other.save_pretrained(tmp_path / "five")
     shutil.copy(tmp_path / "five" / "model.safetensors", folder / "model.safetensors")
     with pytest.raises(ModelLoadError, match="weights are for 5 classes but config.json lists 3"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_wrong_shapes_and_missing_tensors(saved):
@@ -111,11 +113,11 @@ def test_wrong_shapes_and_missing_tensors(saved):
     state["denoiser.project.0.weight"] = torch.zeros(7, 7)
     save_file(state, folder / "model.safetensors")
     with pytest.raises(ModelLoadError, match="wrong shape.*denoiser.project.0.weight"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
     del state["denoiser.project.0.weight"]
     save_file(state, folder / "model.safetensors")
     with pytest.raises(ModelLoadError, match="1 missing tensors"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_config_that_does_not_match_the_weights(saved):
@@ -124,24 +126,24 @@ def test_config_that_does_not_match_the_weights(saved):
     data["encoder_backbone"] = "test_resnet"
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="do not match config.json"):
-        load_pretrained(folder)
+        DiffMIC.from_pretrained(folder)
 
 
 def test_a_file_instead_of_a_folder(saved):
     _, folder = saved
     with pytest.raises(ModelLoadError, match="is a file"):
-        load_pretrained(folder / "config.json")
+        DiffMIC.from_pretrained(folder / "config.json")
 
 
 def test_half_precision_weights_load_as_float32_with_close_outputs(tmp_path):
     model = tiny_model(3)
     model.save_pretrained(tmp_path / "half", half=True)
     assert load_file(tmp_path / "half" / "model.safetensors")["denoiser.out.weight"].dtype == torch.float16
-    loaded = load_pretrained(tmp_path / "half")
+    loaded = DiffMIC.from_pretrained(tmp_path / "half")
     assert loaded.denoiser.out.weight.dtype == torch.float32
     img = random_image()
-    a = model.predict(img, sampler="ddim", steps=10, seed=0)
-    b = loaded.predict(img, sampler="ddim", steps=10, seed=0)
+    a = DiffMICPipeline(model)(img, SamplingOptions(sampler="ddim", steps=10, seed=0))
+    b = DiffMICPipeline(loaded)(img, SamplingOptions(sampler="ddim", steps=10, seed=0))
     assert max(abs(a.prior["fused"][c] - b.prior["fused"][c]) for c in a.prior["fused"]) < 0.02
 
 

@@ -10,6 +10,8 @@ from PIL import Image
 
 from diffmic.cli import main
 from diffmic.hub import ModelLoadError, resolve_folder
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline
 from tests.helpers import random_image, tiny_model
 from tests.test_imageio import png_claiming
 
@@ -53,21 +55,21 @@ def test_repo_ids_are_validated_before_any_network_call(monkeypatch):
 
 
 def test_same_seed_same_output_different_seeds_differ():
-    model = tiny_model(3)
+    pipe = DiffMICPipeline(tiny_model(3))
     img = random_image()
-    a = model.predict(img, sampler="ddpm", samples=4, seed=11).sample_probs
-    b = model.predict(img, sampler="ddpm", samples=4, seed=11).sample_probs
-    c = model.predict(img, sampler="ddpm", samples=4, seed=12).sample_probs
+    a = pipe(img, SamplingOptions(sampler="ddpm", samples=4, seed=11)).sample_probs
+    b = pipe(img, SamplingOptions(sampler="ddpm", samples=4, seed=11)).sample_probs
+    c = pipe(img, SamplingOptions(sampler="ddpm", samples=4, seed=12)).sample_probs
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert len({tuple(np.round(row, 6)) for row in a}) == 4  # the 4 chains are distinct draws
 
 
 def test_concurrent_requests_never_mix_state_or_random_streams():
-    model = tiny_model(3)
+    pipe = DiffMICPipeline(tiny_model(3))  # one pipeline shared by every thread, as in the app
     images = [random_image(seed=s) for s in range(4)]
     expected = {
-        (i, seed): model.predict(
-            images[i], sampler="ddim", steps=20, eta=1.0, samples=3, seed=seed
+        (i, seed): pipe(
+            images[i], SamplingOptions(sampler="ddim", steps=20, eta=1.0, samples=3, seed=seed)
         ).sample_probs
         for i in range(4)
         for seed in (0, 1)
@@ -77,7 +79,9 @@ def test_concurrent_requests_never_mix_state_or_random_streams():
     def worker(i, seed):
         try:
             for _ in range(3):
-                out = model.predict(images[i], sampler="ddim", steps=20, eta=1.0, samples=3, seed=seed)
+                out = pipe(
+                    images[i], SamplingOptions(sampler="ddim", steps=20, eta=1.0, samples=3, seed=seed)
+                )
                 results.setdefault((i, seed), []).append(out.sample_probs)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)

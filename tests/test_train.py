@@ -1,4 +1,5 @@
-"""Training: both stages lower their loss, the best model is saved, and a stopped run resumes."""
+"""Training: every stage lowers its loss, stage 2 on cached conditioning, the calibrated model is saved,
+and a stopped run resumes."""
 
 import json
 
@@ -6,22 +7,28 @@ import numpy as np
 import pytest
 import torch
 
+from diffmic.calibration import fit_fusion_weights, fit_temperature
+from diffmic.conditioning import build_cache, conditioning_of
 from diffmic.data.datasets import ArrayDataset, Splits
-from diffmic.hub import load_pretrained
-from diffmic.losses import dcg_loss, diffusion_loss
-from diffmic.train import TrainConfig, Trainer, epoch_batches, fit_temperature
-from diffmic.transforms import normalise
+from diffmic.distributed import epoch_batches
+from diffmic.losses import diffusion_loss, global_loss, local_loss
+from diffmic.model import DiffMIC
+from diffmic.options import SamplingOptions
+from diffmic.train import TrainConfig, Trainer
+from diffmic.transforms import augment, normalise
 from tests.helpers import tiny_config
 
+FAST_VAL = SamplingOptions(sampler="ddim", steps=5, samples=2)
 
-def colour_dataset(n: int, seed: int) -> ArrayDataset:
+
+def colour_dataset(n: int, seed: int, size: int = 128) -> ArrayDataset:
     """Images whose class is told by a bright square's colour channel: learnable in a few steps."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 3
-    images = rng.integers(0, 60, (n, 64, 64, 3), dtype=np.uint8)
+    images = rng.integers(0, 60, (n, size, size, 3), dtype=np.uint8)
     for i, y in enumerate(labels):
-        r, c = rng.integers(0, 48, 2)
-        images[i, r : r + 16, c : c + 16, y] = 255
+        r, c = rng.integers(0, size - 32, 2)
+        images[i, r : r + 32, c : c + 32, y] = 255
     return ArrayDataset(images, labels)
 
 
@@ -29,8 +36,8 @@ def splits() -> Splits:
     return Splits(colour_dataset(48, 0), colour_dataset(12, 1), None, ["c0", "c1", "c2"], False)
 
 
-def losses(trainer: Trainer) -> tuple[float, float]:
-    """DCG and diffusion losses on the whole training set with fixed noise."""
+def losses(trainer: Trainer) -> dict[str, float]:
+    """Each stage's loss on the whole training set, with fixed noise."""
     model, data = trainer.model, trainer.splits.train
     model.eval()
     x = normalise(data.images, model.config)
@@ -39,55 +46,110 @@ def losses(trainer: Trainer) -> tuple[float, float]:
         g = model.dcg(x)
         d = diffusion_loss(
             model.denoiser,
-            model.denoiser.encode(x),
+            model.condition_features(x, g),
             torch.nn.functional.one_hot(y, 3).float(),
-            g,
+            (g.fused_prior, g.global_prior, g.local_prior),
             model.diffusion,
             0.5,
             3.0,
             torch.Generator().manual_seed(0),
         )
-    return dcg_loss(g, y).item(), d.total.item()
+    return {
+        "global": global_loss(g.global_logits, y).item(),
+        "local": local_loss(g, y).item(),
+        "diffusion": d.mse.item(),
+    }
+
+
+def config(**overrides) -> TrainConfig:
+    values = dict(
+        global_epochs=6,
+        local_epochs=4,
+        diffusion_epochs=40,
+        val_every=20,
+        cache_views=2,
+        diffusion_batch_size=16,
+        batch_size=8,
+        global_lr=3e-3,
+        local_lr=3e-3,
+        lr=3e-3,
+        augment=False,
+        val_options=FAST_VAL,
+        patience=100,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
 
 
 @pytest.mark.slow
-def test_training_lowers_both_losses_and_saves_the_best_model(tmp_path):
-    tc = TrainConfig(
-        out_dir=str(tmp_path / "run"),
-        dcg_epochs=8,
-        diffusion_epochs=6,
-        batch_size=8,
-        val_steps=5,
-        dcg_lr=3e-3,
-        lr=3e-3,
-        augment=False,
-    )
-    trainer = Trainer(tiny_config(3), tc, splits())
-    dcg_before, diff_before = losses(trainer)
+def test_training_lowers_every_stage_loss_and_saves_the_calibrated_model(tmp_path):
+    trainer = Trainer(tiny_config(3, fusion="fitted"), config(out_dir=str(tmp_path / "run")), splits())
+    gains_before = trainer.model.denoiser.gain_table().clone()
+    before = losses(trainer)
     assert trainer.run()
-    dcg_after, diff_after = losses(trainer)
-    assert dcg_after < 0.8 * dcg_before
-    assert diff_after < 0.8 * diff_before
-    model = load_pretrained(tmp_path / "run")  # the best EMA model, calibrated
+    after = losses(trainer)
+    for stage in ("global", "local", "diffusion"):
+        assert after[stage] < 0.8 * before[stage], stage
+    model = DiffMIC.from_pretrained(tmp_path / "run")  # the best EMA model, calibrated
     log = json.loads((tmp_path / "run" / "train_log.json").read_text())
-    assert [h["stage"] for h in log["history"]] == ["dcg"] * 8 + ["diffusion"] * 6
-    assert model.config.temperature == log["temperature"] and model.config.temperature > 0
+    stages = [h["stage"] for h in log["history"]]
+    assert stages == ["global"] * 6 + ["local"] * 4 + ["cache"] + ["diffusion"] * 2
+    assert model.config.temperature == log["fitted"]["temperature"] > 0
+    assert list(model.config.fusion_weights) == log["fitted"]["fusion_weights"]
+    # the timestep gains trained away from their initialisation (all 1) and vary smoothly with t
+    gains = model.denoiser.gain_table()
+    assert torch.all(gains_before == 1)
+    change = (gains - gains_before).abs().mean().item()
+    step = (gains[1:] - gains[:-1]).abs().mean().item()
+    spread = (gains.amax(0) - gains.amin(0)).mean().item()
+    assert change > 1e-3 and step < spread / 50
+
+
+def test_cached_conditioning_equals_what_the_model_computes_for_the_same_view():
+    torch.manual_seed(0)
+    model = DiffMIC(tiny_config(3)).eval()
+    data = colour_dataset(10, 3)
+    cache = build_cache(model, data, views=3, seed=5, batch_size=4)
+    assert cache.features.shape[:2] == (10, 3) and cache.priors.shape == (10, 3, 3, 3)
+    assert np.array_equal(cache.labels, data.labels)
+    x = normalise(data.images[:4], model.config)
+    generator = torch.Generator().manual_seed(5)
+    for v in range(3):
+        view = x if v == 0 else augment(x, generator)
+        features, priors = conditioning_of(model, view)
+        np.testing.assert_allclose(cache.features[:4, v], features.numpy(), atol=1e-5)
+        np.testing.assert_allclose(cache.priors[:4, v], priors.numpy(), atol=1e-6)
+    g = model.dcg(x)
+    np.testing.assert_allclose(cache.priors[:4, 0, 0], g.fused_prior.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(cache.priors[:4, 0, 2], g.local_prior.detach().numpy(), atol=1e-6)
+
+
+def test_cached_run_resumes_with_a_larger_epoch_cap_and_reuses_its_cache(tmp_path):
+    run = tmp_path / "run"
+    tc = config(out_dir=str(run), global_epochs=1, local_epochs=1, diffusion_epochs=4, val_every=2)
+    first = Trainer(tiny_config(3), tc, splits())
+    assert first.run()
+    cache = run / "conditioning.npz"
+    stamp = cache.stat().st_mtime_ns
+    saved = json.loads(torch.load(first.checkpoint_path, weights_only=True)["state"])
+    assert saved["stage"] == "diffusion" and saved["epoch"] == 4
+    second = Trainer(tiny_config(3), config(**{**tc.__dict__, "diffusion_epochs": 8}), splits())
+    assert second.resume()
+    assert torch.equal(second.model.denoiser.out.weight, first.model.denoiser.out.weight)
+    assert second.run()
+    log = json.loads((run / "train_log.json").read_text())
+    assert [h["epoch"] for h in log["history"] if h["stage"] == "diffusion"] == [2, 4, 6, 8]
+    assert cache.stat().st_mtime_ns == stamp  # not rebuilt
 
 
 def test_stopped_run_resumes_where_it_stopped(tmp_path):
-    tc = TrainConfig(
-        out_dir=str(tmp_path / "run"),
-        dcg_epochs=2,
-        diffusion_epochs=1,
-        batch_size=16,
-        val_steps=2,
-        max_steps_per_stage=None,
-        max_minutes=0.0,
+    tc = config(
+        out_dir=str(tmp_path / "run"), global_epochs=2, local_epochs=1, diffusion_epochs=2, max_minutes=0.0
     )
     first = Trainer(tiny_config(3), tc, splits())
     assert not first.run()  # out of time right after the first step: checkpoint written
     saved = json.loads(torch.load(first.checkpoint_path, weights_only=True)["state"])
-    assert saved["stage"] == "dcg" and saved["batch"] == 1
+    assert saved["stage"] == "global" and saved["batch"] == 1
     tc.max_minutes = None
     second = Trainer(tiny_config(3), tc, splits())
     assert second.resume()
@@ -96,16 +158,23 @@ def test_stopped_run_resumes_where_it_stopped(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+def test_end_to_end_stage_two_trains_the_same_head(tmp_path):
+    tc = config(out_dir=str(tmp_path / "run"), global_epochs=1, local_epochs=1, diffusion_epochs=1)
+    trainer = Trainer(tiny_config(3), config(**{**tc.__dict__, "stage2": "end-to-end"}), splits())
+    before = trainer.model.denoiser.out.weight.clone()
+    assert trainer.run()
+    assert not (tmp_path / "run" / "conditioning.npz").exists()
+    assert not torch.equal(before, trainer.model.denoiser.out.weight)
+    with pytest.raises(ValueError, match="stage2"):
+        TrainConfig(stage2="sometimes")
+
+
 def test_resume_refuses_another_config(tmp_path):
-    tc = TrainConfig(out_dir=str(tmp_path / "run"), max_minutes=0.0)
+    tc = config(out_dir=str(tmp_path / "run"), max_minutes=0.0)
     Trainer(tiny_config(3), tc, splits()).run()
     other = Trainer(tiny_config(3, feature_dim=16), tc, splits())
-    try:
+    with pytest.raises(ValueError, match="another model config"):
         other.resume()
-    except ValueError as err:
-        assert "another model config" in str(err)
-    else:
-        raise AssertionError("resume accepted a checkpoint of another config")
 
 
 def test_epoch_batches_are_a_seeded_permutation():
@@ -125,3 +194,17 @@ def test_fit_temperature_prefers_sharper_softmax_for_confident_correct_predictio
     assert fit_temperature(y0, labels) < 0.2
     wrong = np.eye(3)[(labels + 1) % 3][:, None, :] * 3.0  # confidently wrong
     assert fit_temperature(wrong, labels) > 2.0
+
+
+def test_fitted_fusion_is_never_worse_than_the_better_branch_on_the_data_it_is_fitted_on():
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    informative = np.eye(3)[labels] * 2 + rng.normal(0, 1, (300, 3))
+    noise = rng.normal(0, 1, (300, 3))
+    wg, wl = fit_fusion_weights(informative, noise, labels)
+    assert wg > 0.5 and wl < 0.3  # the near-chance branch gets little weight
+
+    def nll(logits):
+        return torch.nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)).item()
+
+    assert nll(wg * informative + wl * noise) <= min(nll(informative), nll(noise)) + 1e-9

@@ -85,6 +85,14 @@ def synthetic_arrays(
     return images, labels, masks
 
 
+def batch_of(dataset: Dataset, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels (B, S, S, 3) uint8 and labels (B,) for the given indices."""
+    if isinstance(dataset, ArrayDataset):
+        return torch.from_numpy(dataset.images[idx]), torch.from_numpy(dataset.labels[idx])
+    items = [dataset[int(i)] for i in idx]
+    return torch.stack([p for p, _ in items]), torch.tensor([y for _, y in items])
+
+
 # Index ranges of the generated data: training (train + validation) and held-out test never overlap.
 SYNTHETIC_TEST_START = 10_000_000
 
@@ -119,7 +127,9 @@ def folder_splits(
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
     ordinal: bool | None = None,
 ) -> Splits:
-    """Read an ISIC2018 / APTOS2019 / image-folder dataset and split it stratified with a fixed seed."""
+    """Read an ISIC2018 / APTOS2019 / image-folder dataset and split it stratified with a fixed seed.
+
+    Whether the labels are ordinal comes from the reader (APTOS grades are) unless ``ordinal`` says."""
     from .readers import read_dataset, stratified_split
 
     folder = read_dataset(path)
@@ -130,6 +140,6 @@ def folder_splits(
     def subset(idx: np.ndarray) -> FileDataset:
         return FileDataset([paths[i] for i in idx], [labels[i] for i in idx], size)
 
-    is_ordinal = ordinal if ordinal is not None else folder.class_names[:2] == ["No DR", "Mild"]
+    is_ordinal = folder.ordinal if ordinal is None else ordinal
     test = subset(parts[2]) if len(parts) > 2 and len(parts[2]) else None
     return Splits(subset(parts[0]), subset(parts[1]), test, folder.class_names, is_ordinal)

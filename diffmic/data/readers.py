@@ -35,6 +35,7 @@ class LabelledFolder:
 
     records: list[ImageRecord]
     class_names: list[str]
+    ordinal: bool = False  # graded labels (the reader knows: APTOS grades are, ISIC diagnoses are not)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -55,7 +56,7 @@ class LabelledFolder:
 
     def subset(self, indices: Sequence[int]) -> LabelledFolder:
         """The records at ``indices`` (e.g. one part of a split), with the same class names."""
-        return LabelledFolder([self.records[int(i)] for i in indices], list(self.class_names))
+        return LabelledFolder([self.records[int(i)] for i in indices], list(self.class_names), self.ordinal)
 
 
 def is_hidden(path: Path) -> bool:
@@ -146,7 +147,7 @@ def read_aptos2019(csv_path: str | Path, image_dir: str | Path) -> LabelledFolde
         labels.append(int(grade))
     paths = _resolve_images(image_dir, names, ".png", csv_path.name)
     return LabelledFolder(
-        [ImageRecord(p, y) for p, y in zip(paths, labels, strict=True)], list(APTOS2019_CLASSES)
+        [ImageRecord(p, y) for p, y in zip(paths, labels, strict=True)], list(APTOS2019_CLASSES), ordinal=True
     )
 
 

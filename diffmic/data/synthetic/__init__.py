@@ -18,15 +18,17 @@ import zlib
 
 import numpy as np
 
+from ...tasks import TASKS as TASK_TABLE
 from . import derm, fundus, placenta
 from .sample import Sample, TaskSpec
 
 __all__ = ["TASKS", "Sample", "TaskSpec", "generate_dataset", "generate_sample", "get_task", "label_of"]
 
 TASKS: dict[str, TaskSpec] = {
-    "fundus": TaskSpec("fundus", fundus.CLASS_NAMES, True, fundus.DESCRIPTION, fundus.generate),
-    "derm": TaskSpec("derm", derm.CLASS_NAMES, False, derm.DESCRIPTION, derm.generate),
-    "placenta": TaskSpec("placenta", placenta.CLASS_NAMES, True, placenta.DESCRIPTION, placenta.generate),
+    name: TaskSpec(
+        name, TASK_TABLE[name].class_names, TASK_TABLE[name].ordinal, module.DESCRIPTION, module.generate
+    )
+    for name, module in (("fundus", fundus), ("derm", derm), ("placenta", placenta))
 }
 
 MIN_SIZE = 32

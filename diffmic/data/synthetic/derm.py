@@ -52,7 +52,6 @@ from ._draw import (
 )
 from .sample import Sample
 
-CLASS_NAMES = ("NV", "MEL", "BCC", "BKL")
 CLASS_DESCRIPTIONS = {
     "NV": "melanocytic nevus: symmetric, one or two browns, regular pigment network, regular globules",
     "MEL": "melanoma: asymmetric, many colours, atypical network, streaks, blue-white veil, irregular dots",

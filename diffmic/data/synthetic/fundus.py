@@ -38,7 +38,6 @@ import numpy as np
 from ._draw import Layer, blob, blur, grid, paint, random_walk, smoothstep, to_uint8, value_noise
 from .sample import Sample
 
-CLASS_NAMES = ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
 DESCRIPTION = (
     "Diabetic-retinopathy grading of colour fundus photos (APTOS 2019 style, ICDR grades 0-4): "
     "the grade follows the number and kind of small lesions - microaneurysms, haemorrhages, "

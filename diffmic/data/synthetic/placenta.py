@@ -43,7 +43,6 @@ from scipy.ndimage import gaussian_filter
 from ._draw import Layer, blob, grid, smoothstep, to_uint8, value_noise
 from .sample import Sample
 
-CLASS_NAMES = ("Grade 0", "Grade I", "Grade II", "Grade III")
 DESCRIPTION = (
     "Placental maturity on B-mode ultrasound (Grannum grades 0-III): echogenic calcification foci "
     "(grade I), basal-plate dashes and chorionic indentations (grade II), septa and rings reaching the "

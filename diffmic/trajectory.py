@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diffmic.pipeline import DenoiseState
+from .chain import DenoiseState
 
 MAX_PLOT_POINTS = 250  # per trace: enough for a smooth line, light enough to stream
 

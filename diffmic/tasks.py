@@ -1,0 +1,74 @@
+"""The three built-in tasks (one table for the package, the CLI and the app) and the demo disclaimer.
+
+Each task mirrors one of the paper's datasets; the bundled demo models are trained on the procedural
+generator of the same name (``diffmic.data.synthetic``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISCLAIMER = "Demo weights trained on synthetic images — not a medical device, not for clinical use."
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a task is: its classes (short and full names), whether they are ordinal, and the modality."""
+
+    name: str
+    title: str  # one line for a menu
+    modality: str  # "colour fundus photographs": used in sentences ("the … images this model was trained on")
+    class_names: tuple[str, ...]
+    full_names: tuple[str, ...]  # spelled out for people, same order as class_names
+    ordinal: bool
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def full_name(self, class_name: str) -> str:
+        """``"MEL"`` → ``"Melanoma (MEL)"``; a name that is already full is returned as is."""
+        if class_name not in self.class_names:
+            return class_name
+        full = self.full_names[self.class_names.index(class_name)]
+        return full if full == class_name else f"{full} ({class_name})"
+
+
+TASKS: dict[str, TaskInfo] = {
+    "fundus": TaskInfo(
+        "fundus",
+        "Fundus photographs: diabetic-retinopathy grade (5 grades)",
+        "colour fundus photographs",
+        ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR"),
+        (
+            "No diabetic retinopathy",
+            "Mild non-proliferative DR",
+            "Moderate non-proliferative DR",
+            "Severe non-proliferative DR",
+            "Proliferative DR",
+        ),
+        True,
+    ),
+    "derm": TaskInfo(
+        "derm",
+        "Dermoscopy: skin-lesion type (4 classes)",
+        "dermoscopy",
+        ("NV", "MEL", "BCC", "BKL"),
+        ("Melanocytic nevus", "Melanoma", "Basal cell carcinoma", "Benign keratosis"),
+        False,
+    ),
+    "placenta": TaskInfo(
+        "placenta",
+        "Placental ultrasound: Grannum maturity grade (4 grades)",
+        "placental ultrasound",
+        ("Grade 0", "Grade I", "Grade II", "Grade III"),
+        ("Grannum grade 0", "Grannum grade I", "Grannum grade II", "Grannum grade III"),
+        True,
+    ),
+}
+
+
+def task_info(name: str) -> TaskInfo | None:
+    """The built-in task of this name, or None for a custom model."""
+    return TASKS.get(name)
