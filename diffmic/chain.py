@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -27,13 +28,17 @@ class DenoiseState:
     total: int  # number of steps in the chain
     t: int  # the timestep just denoised (T-1 ... 0)
     sample: torch.Tensor  # (B, N, C) label vector after this step (y_{t-1}; y0 after the last step)
-    pred_y0: torch.Tensor  # (B, N, C) the current estimate of y0
-    probs: torch.Tensor  # (B, N, C) softmax(sample / temperature)
+    temperature: float = 1.0  # of the probabilities
 
     @property
     def is_last(self) -> bool:
         """True for the final state, whose sample is the answer."""
         return self.index == self.total - 1
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        """(B, N, C) class probabilities: softmax(sample / temperature) (computed when first read)."""
+        return label_to_probs(self.sample, self.temperature)
 
     @property
     def mean_probs(self) -> torch.Tensor:
@@ -68,15 +73,7 @@ def denoise_steps(
             eps = eps_fn(y, torch.full((b * samples,), t, dtype=torch.long, device=y.device), rows_prior)
             out = sampler.step(eps, t, y, rows_prior, generator=generator)
         y = out.prev_sample
-        shaped = y.view(b, samples, c)
-        yield DenoiseState(
-            i,
-            total,
-            t,
-            shaped,
-            out.pred_original_sample.view(b, samples, c),
-            label_to_probs(shaped, temperature),
-        )
+        yield DenoiseState(i, total, t, y.view(b, samples, c), temperature)
 
 
 def denoise(

@@ -136,17 +136,37 @@ class _Sampler:
         """One reverse step from timestep t, given the predicted noise ``model_output``.
 
         The last step of the chain (t = 0 or the smallest chosen timestep) returns the y0 estimate.
+        Fresh noise is drawn from ``generator`` exactly when the step has some (``coefficients``).
         """
         ab = self.diffusion.alphas_cumprod_list
         prev = self.previous_timestep(t)
-        y0 = (sample - (1 - math.sqrt(ab[t])) * prior - math.sqrt(1 - ab[t]) * model_output) / math.sqrt(
-            ab[t]
-        )
+        y0 = self._y0(model_output, sample, prior, ab[t])
         if prev < 0:
             return StepOutput(y0, y0)
-        return StepOutput(self._update(model_output, sample, prior, y0, ab[t], ab[prev], generator), y0)
+        noise = gaussian_like(sample, generator) if self.coefficients(t)[3] > 0 else 0.0
+        return StepOutput(self._update(model_output, sample, prior, y0, ab[t], ab[prev], noise), y0)
 
-    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
+    def coefficients(self, t: int) -> tuple[float, float, float, float]:
+        """The step from t as one linear map: next = a * sample + b * prior + c * eps + sigma * noise.
+
+        The sampler's rule (``_update``) is affine in its inputs, so (a, b, c, sigma) are read off it by
+        evaluating it on unit inputs; a fused chain (``diffmic.lean``) uses them instead of ``step``.
+        """
+        ab = self.diffusion.alphas_cumprod_list
+        prev = self.previous_timestep(t)
+
+        def rule(sample: float, prior: float, eps: float, noise: float) -> float:
+            y0 = self._y0(eps, sample, prior, ab[t])
+            return float(y0 if prev < 0 else self._update(eps, sample, prior, y0, ab[t], ab[prev], noise))
+
+        return rule(1, 0, 0, 0), rule(0, 1, 0, 0), rule(0, 0, 1, 0), rule(0, 0, 0, 1)
+
+    @staticmethod
+    def _y0(eps, sample, prior, ab_t: float):
+        """y0 from y_t and the noise: ``LabelDiffusion.q_sample`` inverted."""
+        return (sample - (1 - math.sqrt(ab_t)) * prior - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
+
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         """The sample at the next timestep (alpha-bar ab_prev) from the one at ab_t: the sampler's rule."""
         raise NotImplementedError
 
@@ -165,14 +185,14 @@ class DDPMSampler(_Sampler):
 
     name = "ddpm"
 
-    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         alpha_t = ab_t / ab_prev
         beta_t = 1 - alpha_t
         g0 = beta_t * math.sqrt(ab_prev) / (1 - ab_t)
         g1 = (1 - ab_prev) * math.sqrt(alpha_t) / (1 - ab_t)
         g2 = 1 + (math.sqrt(ab_t) - 1) * (math.sqrt(alpha_t) + math.sqrt(ab_prev)) / (1 - ab_t)
         var = (1 - ab_prev) / (1 - ab_t) * beta_t
-        return g0 * y0 + g1 * sample + g2 * prior + math.sqrt(var) * gaussian_like(sample, generator)
+        return g0 * y0 + g1 * sample + g2 * prior + math.sqrt(var) * noise
 
 
 class DDIMSampler(_Sampler):
@@ -186,12 +206,10 @@ class DDIMSampler(_Sampler):
             raise ValueError("eta must be >= 0")
         self.eta = eta
 
-    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, generator) -> torch.Tensor:
+    def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         sigma = self.eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
         u_prev = math.sqrt(ab_prev) * (y0 - prior) + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
-        if sigma > 0:
-            u_prev = u_prev + sigma * gaussian_like(sample, generator)
-        return prior + u_prev
+        return prior + u_prev + sigma * noise
 
 
 def make_sampler(

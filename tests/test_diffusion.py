@@ -169,7 +169,6 @@ def test_stream_and_fast_path_follow_cards_reverse_chain():
         np.testing.assert_allclose(state.sample.reshape(-1, 2).numpy(), y, rtol=1e-9, atol=1e-9)
     y0 = expected[-1].reshape(2, samples, 2)
     np.testing.assert_allclose(fast.sample.numpy(), y0, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(fast.pred_y0.numpy(), y0, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(fast.probs.numpy(), softmax(y0, temperature), rtol=1e-9, atol=1e-12)
 
 

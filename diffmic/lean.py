@@ -1,0 +1,110 @@
+"""The reverse chain at the floor: the denoiser head folded into per-timestep tables, the whole chain's
+noise drawn up front, and every step a handful of fused tensor operations updated in place.
+
+In eval mode a head layer is softplus(BN(Linear(v) * gamma(t))). Batch-norm with frozen statistics is
+affine, so the layer is softplus((W v) * scale[t] + shift[t]) with
+
+    scale[t] = gamma(t) * w_bn / sqrt(var + eps)
+    shift[t] = (b * gamma(t) - mean) * w_bn / sqrt(var + eps) + b_bn,
+
+tabulated once for all T timesteps (``fold``). The first layer reads [y_t, prior]; the prior's part,
+W_p prior, is the same at every step and is computed once per chain. The sampler's update is affine
+too (``_Sampler.coefficients``): next = a y + b prior + c eps + sigma z. What is left per step is three
+small matrix products and a few element-wise operations on a (rows, width) buffer.
+
+``lean_chain`` gives the same numbers as ``chain.denoise_steps`` driven by the unfolded head (to float
+rounding; a test holds them within 1e-5) and draws its noise from the generator in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .chain import DenoiseState
+from .denoiser import ConditionalDenoiser
+from .diffusion import _Sampler, gaussian_like
+
+
+@dataclass(frozen=True)
+class FoldedHead:
+    """The eval-mode denoiser head as plain tensors (d = width, C = classes, T = timesteps)."""
+
+    w_y: torch.Tensor  # (C, d) first layer, y_t part (transposed: rows @ w_y)
+    w_prior: torch.Tensor  # (C, d) first layer, prior part
+    weights: tuple[torch.Tensor, torch.Tensor]  # (d, d) x 2: the second and third layers
+    scale: torch.Tensor  # (T, 3, d)
+    shift: torch.Tensor  # (T, 3, d)
+    w_out: torch.Tensor  # (d, C)
+    b_out: torch.Tensor  # (C,)
+
+
+@torch.no_grad()
+def fold(denoiser: ConditionalDenoiser) -> FoldedHead:
+    """Fold eval-mode batch-norm and the timestep gains into per-timestep scales and shifts."""
+    gains = denoiser.gain_table()  # (T, 3, d)
+    scales, shifts = [], []
+    for i, (linear, norm) in enumerate(zip(denoiser.linears, denoiser.norms, strict=True)):
+        k = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        scales.append(gains[:, i] * k)
+        shifts.append((linear.bias * gains[:, i] - norm.running_mean) * k + norm.bias)
+    c = denoiser.out.out_features
+    w1 = denoiser.linears[0].weight.t()
+    return FoldedHead(
+        w1[:c].contiguous(),
+        w1[c:].contiguous(),
+        (denoiser.linears[1].weight.t().contiguous(), denoiser.linears[2].weight.t().contiguous()),
+        torch.stack(scales, 1).contiguous(),
+        torch.stack(shifts, 1).contiguous(),
+        denoiser.out.weight.t().contiguous(),
+        denoiser.out.bias.clone(),
+    )
+
+
+@torch.inference_mode()
+def lean_chain(
+    head: FoldedHead,
+    gate: torch.Tensor,
+    prior: torch.Tensor,
+    sampler: _Sampler,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+) -> Iterator[DenoiseState]:
+    """The chain from y_T ~ N(prior, I) for B images (``gate`` (B*N, d) rows, ``prior`` (B, C)).
+
+    Yields a DenoiseState after every step; its ``sample`` is a view of a preallocated history, so
+    reading only some of them (a UI streaming every few steps) costs nothing for the others.
+    """
+    b, c = prior.shape
+    prior_rows = prior.repeat_interleave(samples, dim=0)
+    steps = sampler.timesteps
+    coef = torch.tensor([sampler.coefficients(t) for t in steps], dtype=prior.dtype)  # (S, 4): a, b, c, sigma
+    # the noise the plain chain draws, in its order: y_T, then one draw for each step that has noise
+    noisy = coef[:, 3] > 0
+    draws = [gaussian_like(prior_rows, generator) for _ in range(1 + int(noisy.sum()))]
+    noise = torch.zeros(len(steps), *prior_rows.shape, dtype=prior.dtype)
+    noise[noisy] = torch.stack(draws[1:]) if len(draws) > 1 else noise[noisy]
+    coef, noise = coef.to(prior.device), noise.to(prior.device)
+    # every step's input-independent part, in one go: b * prior + sigma * z + c * b_out
+    offset = coef[:, 1, None, None] * prior_rows + coef[:, 3, None, None] * noise
+    offset += coef[:, 2, None, None] * head.b_out
+    a_list, c_list = coef[:, 0].tolist(), coef[:, 2].tolist()
+    y = prior_rows + draws[0].to(prior.device)
+    prior_part = prior_rows @ head.w_prior  # (rows, d), the same at every step
+    index = torch.as_tensor(steps, device=prior.device)
+    scale, shift = head.scale[index], head.shift[index]  # (S, 3, d)
+    w_y = head.w_y * scale[:, 0, None, :]  # (S, C, d): the first layer's y weights, scaled per step
+    history = torch.empty(len(steps), b * samples, c, dtype=y.dtype, device=y.device)
+    for i, t in enumerate(steps):
+        h = torch.addmm(torch.addcmul(shift[i, 0], prior_part, scale[i, 0]), y, w_y[i])
+        h = F.softplus(h).mul_(gate)
+        h = F.softplus(torch.addcmul(shift[i, 1], h @ head.weights[0], scale[i, 1]))
+        h = F.softplus(torch.addcmul(shift[i, 2], h @ head.weights[1], scale[i, 2]))
+        # next = a * y + c * (h @ w_out) + offset: written straight into the history
+        torch.addmm(offset[i], h, head.w_out, alpha=c_list[i], out=history[i]).add_(y, alpha=a_list[i])
+        y = history[i]
+        yield DenoiseState(i, len(steps), t, y.view(b, samples, c), temperature)

@@ -1,0 +1,71 @@
+"""The folded inference path gives the plain chain's numbers, on CPU (and on CUDA when present)."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffmic.chain import denoise_steps
+from diffmic.diffusion import make_sampler
+from diffmic.lean import fold, lean_chain
+from tests.helpers import tiny_model
+
+
+def trained_like(model):
+    """Give batch-norm and the gains non-trivial values, as training would."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for norm in model.denoiser.norms:
+            norm.running_mean.copy_(torch.randn(norm.num_features, generator=gen) * 0.3)
+            norm.running_var.copy_(torch.rand(norm.num_features, generator=gen) + 0.5)
+            norm.weight.copy_(torch.rand(norm.num_features, generator=gen) + 0.5)
+            norm.bias.copy_(torch.randn(norm.num_features, generator=gen) * 0.1)
+        last = model.denoiser.gains.mlp[-1]
+        last.weight.copy_(torch.randn(last.weight.shape, generator=gen) * 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "steps", "eta"), [("ddpm", None, 0.0), ("ddim", 20, 0.0), ("ddim", 15, 1.0)]
+)
+def test_lean_chain_equals_the_plain_chain(sampler, steps, eta):
+    model = trained_like(tiny_model(4, num_crops=2))
+    b, samples = 2, 3
+    features = torch.randn(
+        b, model.denoiser.project[0].in_features, generator=torch.Generator().manual_seed(1)
+    )
+    prior = torch.softmax(torch.randn(b, 4, generator=torch.Generator().manual_seed(2)), -1)
+    with torch.inference_mode():
+        gates = model.denoiser.gate(features).repeat_interleave(samples, 0)
+
+    def eps_fn(y, t, p):
+        return model.denoiser(gates, y, t, p)
+
+    def chain(kind):
+        s = make_sampler(sampler, model.diffusion, steps, eta)
+        gen = torch.Generator().manual_seed(5)
+        if kind == "plain":
+            return list(denoise_steps(eps_fn, prior, s, samples, gen, 0.7))
+        return list(lean_chain(fold(model.denoiser), gates, prior, s, samples, gen, 0.7))
+
+    plain, lean = chain("plain"), chain("lean")
+    assert len(plain) == len(lean) and [s.t for s in plain] == [s.t for s in lean]
+    for p, q in zip(
+        plain[:: max(1, len(plain) // 10)] + plain[-1:], lean[:: max(1, len(lean) // 10)] + lean[-1:]
+    ):
+        assert (p.probs - q.probs).abs().max().item() <= 1e-5
+    assert (plain[-1].sample - lean[-1].sample).abs().max().item() < 1e-4
+    assert lean[-1].is_last and lean[-1].sample.shape == (b, samples, 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_lean_chain_on_cuda_equals_cpu():
+    model = trained_like(tiny_model(3))
+    prior = torch.full((1, 3), 1 / 3)
+    gates = torch.ones(2, model.config.feature_dim)
+    s = make_sampler("ddpm", model.diffusion)
+    cpu = list(lean_chain(fold(model.denoiser), gates, prior, s, 2, torch.Generator().manual_seed(0)))[-1]
+    model.cuda()
+    gpu = list(
+        lean_chain(fold(model.denoiser), gates.cuda(), prior.cuda(), s, 2, torch.Generator().manual_seed(0))
+    )[-1]
+    np.testing.assert_allclose(cpu.probs.numpy(), gpu.probs.cpu().numpy(), atol=1e-4)
