@@ -49,9 +49,8 @@ def test_lean_chain_equals_the_plain_chain(sampler, steps, eta):
 
     plain, lean = chain("plain"), chain("lean")
     assert len(plain) == len(lean) and [s.t for s in plain] == [s.t for s in lean]
-    for p, q in zip(
-        plain[:: max(1, len(plain) // 10)] + plain[-1:], lean[:: max(1, len(lean) // 10)] + lean[-1:]
-    ):
+    every = max(1, len(plain) // 10)
+    for p, q in zip(plain[::every] + plain[-1:], lean[::every] + lean[-1:], strict=True):
         assert (p.probs - q.probs).abs().max().item() <= 1e-5
     assert (plain[-1].sample - lean[-1].sample).abs().max().item() < 1e-4
     assert lean[-1].is_last and lean[-1].sample.shape == (b, samples, 4)
