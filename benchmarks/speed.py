@@ -105,7 +105,9 @@ def main() -> None:
         last_state(denoise_steps(eps_fn, cond.prior(), make_sampler("ddpm", model.diffusion)))
 
     plain_head = timed(plain, 1)
-    reference = timed(lambda: reference_chain(model, x1, args.reference_steps), 1) * 1000 / args.reference_steps
+    reference = (
+        timed(lambda: reference_chain(model, x1, args.reference_steps), 1) * 1000 / args.reference_steps
+    )
     batch = timed(lambda: pipe.classify_batch(x32, one), 1)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
@@ -129,7 +131,9 @@ def main() -> None:
         print(json.dumps(result))
         return
     u = unit
-    print(f"DiffMIC speed: {size}px input, bundled architecture, {args.threads} threads, batch 1 unless noted")
+    print(
+        f"DiffMIC speed: {size}px input, bundled architecture, {args.threads} threads, batch 1 unless noted"
+    )
     print(f"  unit: resnet18 forward at 224 px      {u * 1000:8.1f} ms")
     print(f"  T=1000 DDPM, one chain                {ddpm:8.3f} s  = {ddpm / u:6.1f} units  (target <= 6)")
     print(f"    of which the 1000-step head         {head:8.3f} s  = {head / u:6.1f} units  (target <= 3)")
@@ -138,7 +142,9 @@ def main() -> None:
     print(f"  app default: DDPM 1000 x 8 chains     {app:8.3f} s  = {app / u:6.1f} units")
     print(f"  reference: networks every step        {reference:8.3f} s  (from {args.reference_steps} steps)")
     print(f"  ratio                                 {reference / ddpm:8.1f} x        (target >= 50)")
-    print(f"  throughput, batch 32, T=1000          {32 / batch:8.2f} images/s = {32 / batch * ddpm:.1f} x single")
+    print(
+        f"  throughput, batch 32, T=1000          {32 / batch:8.2f} images/s = {32 * ddpm / batch:.1f} x one"
+    )
     print(f"  peak memory                           {peak_mb:8.1f} MB")
 
 

@@ -208,3 +208,18 @@ def classification_summary(
         "per_class": per_class_report(labels, pred, names),
         "n": int(labels.size),
     }
+
+
+def paired_bootstrap_ci(
+    correct_a: ArrayLike, correct_b: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of accuracy(a) - accuracy(b) on the same images (resampled together)."""
+    a = np.asarray(correct_a, dtype=np.float64)
+    b = np.asarray(correct_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("need two equally long, non-empty vectors of per-image correctness")
+    idx = np.random.default_rng(seed).integers(0, len(a), (n_boot, len(a)))
+    diffs = a[idx].mean(1) - b[idx].mean(1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(low), float(high)

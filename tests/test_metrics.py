@@ -345,3 +345,21 @@ def test_batch_matches_per_image():
 def test_uncertainty_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_paired_bootstrap_interval_covers_the_difference_and_tightens_with_more_images():
+    from diffmic.metrics import paired_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    a = rng.random(400) < 0.8
+    b = a.copy()
+    flip = rng.choice(400, 40, replace=False)
+    b[flip] = ~b[flip]  # b differs from a on 10 % of the images
+    low, high = paired_bootstrap_ci(a, b)
+    assert low <= a.mean() - b.mean() <= high and high - low < 0.1
+    same_low, same_high = paired_bootstrap_ci(a, a)
+    assert same_low == same_high == 0.0  # paired: identical answers, no spread
+    wide = paired_bootstrap_ci(a[:100], b[:100])
+    assert wide[1] - wide[0] > high - low
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap_ci(a, b[:10])
