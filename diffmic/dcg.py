@@ -134,15 +134,18 @@ class DualGuidance(nn.Module):
         logits = flat.topk(n, dim=-1).values.mean(-1)
         return cam, logits, fmap.mean((2, 3))
 
-    def choose_rois(self, x: torch.Tensor, cam: torch.Tensor, global_logits: torch.Tensor):
-        """ROI boxes (B, K, 4) in global-view pixels and the map they were chosen from (B, S, S)."""
+    def choose_rois(
+        self, x: torch.Tensor, cam: torch.Tensor, global_logits: torch.Tensor, mode: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ROI boxes (B, K, 4) in global-view pixels and the map they were chosen from (B, S, S).
+
+        ``mode`` overrides the config's ``roi_map`` (to compare the maps on validation data)."""
         cfg = self.config
-        heat = rois.roi_map(cam.detach(), global_logits.detach(), cfg.roi_map)
+        heat = rois.roi_map(cam.detach(), global_logits.detach(), mode or cfg.roi_map)
         cells = heat.shape[-1]
         boxes = rois.candidate_boxes(cells, cfg.image_size, cfg.crop_size).to(x.device)
-        pixels = self.global_view(x) * x.new_tensor(cfg.std).view(3, 1, 1) + x.new_tensor(cfg.mean).view(
-            3, 1, 1
-        )
+        mean, std = x.new_tensor(cfg.mean).view(3, 1, 1), x.new_tensor(cfg.std).view(3, 1, 1)
+        pixels = self.global_view(x) * std + mean
         field = rois.box_fractions(rois.field_mask(pixels), boxes)
         idx = rois.select_rois(
             heat.flatten(1), boxes, cfg.num_crops, cfg.roi_nms_iou, field >= cfg.roi_min_field

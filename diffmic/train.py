@@ -44,6 +44,7 @@ from .metrics import macro_f1
 from .model import DiffMIC, resolve_device
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
+from .selection import choose_explanation, choose_roi_map
 from .transforms import augment, normalise
 
 STAGES = ("global", "local", "diffusion")
@@ -79,6 +80,7 @@ class TrainConfig:
     val_every: int = 10  # cached diffusion epochs between validations
     val_options: SamplingOptions = APP_DEFAULT  # the estimator that is selected and calibrated
     joint_dcg: bool = False  # end-to-end only: keep training the DCG with the diffusion loss
+    choose_on_validation: bool = True  # ROI map and Grad-CAM variant by the lesion masks of validation images
     augment: bool = True
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (after a checkpoint) when this much time has passed
@@ -434,6 +436,11 @@ class Trainer:
         if self.best is not None:
             self.modules.load_state_dict(self.best)
         self.dist.sync_module(self.modules)  # only the main process validated and kept the best weights
+        if stage == "global" and self.tc.choose_on_validation:
+            mode, scores = choose_roi_map(self.model, self.splits.val)
+            if mode is not None:
+                self._fit(roi_map=mode)
+                self.state.history.append({"stage": "choose roi_map", **scores})
         if stage == "local" and self.cfg.fusion == "fitted":
             res = self._dcg_outputs(self.splits.val)
             self._fit(fusion_weights=list(fit_fusion_weights(res["global"], res["local"], res["labels"])))
@@ -450,6 +457,11 @@ class Trainer:
         """Fit the temperature of the shipped estimator on validation data; save the model and the log."""
         y0, labels = self.validation_chains()
         self._fit(temperature=fit_temperature(y0, labels))
+        if self.tc.choose_on_validation:
+            choice, scores = choose_explanation(self.model, self.splits.val)
+            if choice is not None:
+                self._fit(cam_method=choice[0], cam_stage=choice[1])
+                self.state.history.append({"stage": "choose grad-cam", **scores})
         self.model.save_pretrained(self.out)
         log = {
             "train_config": asdict(self.tc),

@@ -1,0 +1,103 @@
+"""Choices made on validation images: the ROI map and the Grad-CAM variant the app shows.
+
+Both are scored against the lesion masks of the generated data (a pointing game), and both helpers read
+only the dataset they are given — the trainer gives them the validation split; test images only report
+(``benchmarks/faithfulness.py``). A dataset without masks (real data) leaves the configured choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import binary_dilation
+
+from .data.datasets import ArrayDataset
+from .explain import CAM_METHODS, grad_cam
+from .model import DiffMIC
+from .transforms import normalise
+
+ROI_MAPS = ("predicted", "prior-weighted", "all-classes")
+CAM_STAGES = (-1, -2)
+
+
+def lesion_images(dataset: ArrayDataset, limit: int) -> np.ndarray:
+    """Indices of up to ``limit`` images whose lesion mask is not empty."""
+    if getattr(dataset, "masks", None) is None:
+        return np.zeros(0, dtype=np.int64)
+    has = np.flatnonzero(dataset.masks.reshape(len(dataset), -1).any(1))
+    return has[:limit]
+
+
+def box_hits(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(K,) whether each (x0, y0, x1, y1) box holds a lesion pixel of ``mask``."""
+    return np.array([bool(mask[y0:y1, x0:x1].any()) for x0, y0, x1, y1 in np.asarray(boxes).tolist()])
+
+
+def points_at_lesion(heat: np.ndarray | torch.Tensor, mask: np.ndarray, tolerance: int) -> bool:
+    """Pointing game: the maximum of ``heat`` (bilinearly upsampled to the mask) near a lesion pixel."""
+    h = torch.as_tensor(np.asarray(heat), dtype=torch.float32)[None, None]
+    up = F.interpolate(h, size=mask.shape, mode="bilinear", align_corners=False)[0, 0]
+    r, c = divmod(int(up.argmax()), mask.shape[1])
+    near = binary_dilation(mask, structure=np.ones((2 * tolerance + 1,) * 2, bool))
+    return bool(near[r, c])
+
+
+@torch.no_grad()
+def choose_roi_map(
+    model: DiffMIC, val: ArrayDataset, limit: int = 200
+) -> tuple[str | None, dict[str, float]]:
+    """The ROI map whose K crops hold a lesion most often on validation images (None without masks)."""
+    idx = lesion_images(val, limit)
+    if not len(idx):
+        return None, {}
+    model.eval()
+    scale = model.config.local_scale
+    scores = {}
+    for mode in ROI_MAPS:
+        hits = []
+        for start in range(0, len(idx), 32):
+            batch = idx[start : start + 32]
+            x = normalise(val.images[batch], model.config).to(model.device)
+            cam, logits, _ = model.dcg.global_branch(x)
+            boxes, _ = model.dcg.choose_rois(x, cam, logits, mode=mode)
+            for i, b in zip(batch, boxes.cpu().numpy() * scale, strict=True):
+                hits.append(box_hits(b, val.masks[i]).any())
+        scores[mode] = float(np.mean(hits))
+    return max(ROI_MAPS, key=lambda m: scores[m]), scores  # ties: the first in ROI_MAPS
+
+
+def choose_explanation(
+    model: DiffMIC, val: ArrayDataset, limit: int = 100
+) -> tuple[tuple[str, int] | None, dict[str, float]]:
+    """The (Grad-CAM method, stage) of the global network that points at lesions most often (validation)."""
+    idx = lesion_images(val, limit)
+    if not len(idx):
+        return None, {}
+    tolerance = max(1, model.config.input_size // 16)
+    preds = {}
+    with torch.no_grad():
+        for i in idx:
+            x = normalise(val.images[i : i + 1], model.config).to(model.device)
+            preds[int(i)] = int(model.dcg(x).fused_logits.argmax())
+    scores = {}
+    for method in CAM_METHODS:
+        for stage in CAM_STAGES:
+            hits = [
+                points_at_lesion(
+                    grad_cam(
+                        model,
+                        normalise(val.images[i : i + 1], model.config).to(model.device),
+                        preds[int(i)],
+                        method=method,
+                        stage=stage,
+                    ),
+                    val.masks[i],
+                    tolerance,
+                )
+                for i in idx
+            ]
+            scores[f"{method}:{stage}"] = float(np.mean(hits))
+    best = max(scores, key=scores.get)
+    method, stage = best.split(":")
+    return (method, int(stage)), scores

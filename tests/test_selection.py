@@ -1,0 +1,88 @@
+"""Choices made on validation images only: the ROI map and the Grad-CAM variant."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffmic.data.datasets import ArrayDataset, Splits
+from diffmic.selection import box_hits, choose_explanation, choose_roi_map, points_at_lesion
+from diffmic.train import TrainConfig, Trainer
+from tests.helpers import tiny_config
+
+
+class Untouchable(ArrayDataset):
+    """A dataset that fails the test if anything reads its images, labels or masks."""
+
+    def __getattribute__(self, name):
+        if name in ("images", "labels", "masks", "__getitem__"):
+            raise AssertionError(f"a choice read {name} of a split other than validation")
+        return super().__getattribute__(name)
+
+    def __len__(self):
+        return 8
+
+
+def lesion_dataset(n: int, seed: int) -> ArrayDataset:
+    """Dark images with one bright lesion each, and its mask."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, 128, 128, 3), 40, np.uint8)
+    masks = np.zeros((n, 128, 128), bool)
+    for i in range(n):
+        r, c = rng.integers(10, 110, 2)
+        images[i, r : r + 8, c : c + 8] = 250
+        masks[i, r : r + 8, c : c + 8] = True
+    return ArrayDataset(images, np.arange(n) % 3, masks)
+
+
+def test_pointing_and_box_hits():
+    mask = np.zeros((64, 64), bool)
+    mask[40:44, 10:14] = True
+    heat = np.zeros((8, 8))
+    heat[5, 1] = 1.0  # cell centre (44, 12) in pixels: next to the lesion
+    assert points_at_lesion(heat, mask, tolerance=4)
+    heat = np.zeros((8, 8))
+    heat[0, 7] = 1.0
+    assert not points_at_lesion(heat, mask, tolerance=4)
+    assert box_hits(np.array([[8, 38, 16, 46], [40, 0, 48, 8]]), mask).tolist() == [True, False]
+
+
+def test_choices_read_only_the_validation_split(tmp_path):
+    torch.manual_seed(0)
+    val = lesion_dataset(12, 1)
+    splits = Splits(
+        Untouchable(val.images, val.labels, val.masks),
+        val,
+        Untouchable(val.images, val.labels),
+        ["a", "b", "c"],
+        False,
+    )
+    trainer = Trainer(tiny_config(3), TrainConfig(out_dir=str(tmp_path)), splits)
+    trainer._finish_stage("global")  # the ROI map is chosen here, before the local branch trains
+    mode, scores = choose_roi_map(trainer.model, val)
+    assert trainer.state.fitted["roi_map"] == mode and scores[mode] == max(scores.values())
+    assert trainer.cfg.roi_map == mode and trainer.state.stage == "local"
+    choice, cam_scores = choose_explanation(trainer.model, val, limit=4)
+    assert len(cam_scores) == 6 and f"{choice[0]}:{choice[1]}" == max(cam_scores, key=cam_scores.get)
+
+
+def test_no_masks_no_choice():
+    data = ArrayDataset(np.zeros((4, 128, 128, 3), np.uint8), np.arange(4) % 3)
+    from tests.helpers import tiny_model
+
+    assert choose_roi_map(tiny_model(3), data) == (None, {})
+    assert choose_explanation(tiny_model(3), data) == (None, {})
+
+
+@pytest.mark.parametrize("mode", ["predicted", "prior-weighted", "all-classes"])
+def test_every_roi_map_keeps_the_crops_on_the_field(mode):
+    from tests.helpers import tiny_model
+
+    model = tiny_model(3, roi_map=mode)
+    x = torch.full((2, 3, 128, 128), -2.0)  # normalised black
+    x[:, :, 32:96, 32:96] = 0.5  # the field: a bright square in the middle
+    with torch.no_grad():
+        g = model.dcg(x)
+    for boxes in g.boxes.tolist():
+        for x0, y0, x1, y1 in boxes:  # global-view px (64 wide); the field is 16..48
+            inside = max(0, min(x1, 48) - max(x0, 16)) * max(0, min(y1, 48) - max(y0, 16))
+            assert inside >= 0.5 * (x1 - x0) * (y1 - y0)
