@@ -1,16 +1,19 @@
-"""Bundle trained runs as the demo weights: ``runs/<task>`` → ``weights/<task>`` with a model card.
+"""Bundle trained runs as the demo weights, with model cards of the measured figures.
 
-Weights are stored as float16 safetensors (cast back to float32 on loading) to fit the repository's
-size budget; the card records the data, the training command and time, and the measured figures
-from ``benchmarks/accuracy.py --out`` and ``benchmarks/faithfulness.py --out`` when given.
+``RUNS/<task>`` → ``weights/<task>`` (DiffMIC) and ``RUNS/cnn_<task>`` → ``weights/baselines/<task>`` (the
+plain-CNN baseline). Weights are stored as float16 safetensors (cast back to float32 on loading) to fit
+the repository's size budget. The card records the data, the one training command, the wall-clock
+time, what was fitted on validation data, and the figures of ``benchmarks/accuracy.py --out`` and
+``benchmarks/faithfulness.py --out`` when given.
 
-    python benchmarks/bundle.py --tasks fundus derm placenta [--accuracy acc.json] [--faithfulness faith.json]
+    python benchmarks/bundle.py --runs /path/to/runs [--accuracy acc.json] [--faithfulness faith.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,52 +21,55 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffmic.data.synthetic import TASKS  # noqa: E402
-from diffmic.hub import DISCLAIMER, default_model_card, load_pretrained  # noqa: E402
+from diffmic.hub import default_model_card  # noqa: E402
+from diffmic.model import DiffMIC  # noqa: E402
+from diffmic.tasks import DISCLAIMER  # noqa: E402
+
+METHODS = ("cnn", "global", "local", "fused", "diffmic", "diffmic_single")
 
 
-def train_command(task: str, log: dict, cfg: dict) -> str:
-    """The command that reproduces the run."""
-    tc = log.get("train_config", {})
-    parts = [
-        f"python -m diffmic train --task {task} --out runs/{task} --train-size 3000",
-        f"--image-size {cfg['image_size']} --backbone {cfg['global_backbone']}",
-        f"--local-backbone {cfg['local_backbone']} --cam-size {cfg['cam_size']}",
-        f"--crop-size {cfg['crop_size']} --num-crops {cfg['num_crops']} --dcg-epochs {tc.get('dcg_epochs')}",
-        f"--diffusion-epochs {tc.get('diffusion_epochs')} --batch-size {tc.get('batch_size')}",
-        f"--seed {tc.get('seed')}",
-    ]
-    return " \\\n  ".join(parts)
+def minutes(seconds: float | None) -> str:
+    """'95 min' or 'unknown'."""
+    return f"{seconds / 60:.0f} min" if seconds else "unknown"
 
 
-def card(
-    task: str,
-    model,
-    log: dict,
-    accuracy: dict | None,
-    faithfulness: dict | None,
-    minutes: float | None = None,
-) -> str:
-    """The model card body for one bundled model."""
-    cfg = model.config.to_dict()
-    spec = TASKS[task]
-    seconds = minutes * 60 if minutes else log.get("train_seconds")
+def stage_summary(log: dict) -> str:
+    """How many epochs each stage ran, from the training log."""
+    epochs: dict[str, int] = {}
+    for h in log.get("history", []):
+        if "epoch" in h:
+            epochs[h["stage"]] = max(epochs.get(h["stage"], 0), h["epoch"])
+    return ", ".join(f"{stage} {n} epochs" for stage, n in epochs.items())
+
+
+def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, faith: dict) -> str:
+    """The model card body of one bundled model."""
+    cfg = model.config
     lines = [
         "## Data",
         "",
-        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({spec.description}). "
-        "3,000 generated images (85 % training, 15 % validation for model selection); the test figures "
-        "below use held-out generated images whose indices were never used in training or validation.",
+        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({TASKS[task].description}). 3,000 "
+        "generated images at 256 px (85 % training, 15 % validation for early stopping, selection, "
+        "calibration and every choice below); the test figures use held-out generated images whose indices "
+        "were never used in training or validation.",
         "",
         "## Training",
         "",
         "```bash",
-        train_command(task, log, cfg),
+        f"python -m diffmic train --task {task} --out runs/{task}",
+        f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline",
         "```",
         "",
-        f"CPU, 2 cores shared with other jobs{f', {seconds / 60:.0f} min wall-clock' if seconds else ''}. "
-        "Best EMA weights by validation macro-F1; "
-        f"softmax temperature calibrated on validation data: {model.config.temperature:.3f}. "
-        "Weights stored as float16.",
+        f"CPU, 2 cores: {minutes(log.get('train_seconds'))} wall-clock for DiffMIC "
+        f"({stage_summary(log)}; each stage stops when its validation score has not improved for "
+        f"{log.get('train_config', {}).get('patience', '?')} validations), "
+        f"{minutes(cnn_log.get('train_seconds'))} for the CNN ({cnn_log.get('epoch', '?')} epochs). "
+        "Best EMA weights by validation macro-F1, stored as float16.",
+        "",
+        "Fitted on validation data: fusion weights (global, local) = "
+        f"({cfg.fusion_weights[0]:.2f}, {cfg.fusion_weights[1]:.2f}); ROI map `{cfg.roi_map}`; softmax "
+        f"temperature {cfg.temperature:.3f} of the app's estimator (DDPM, T = {cfg.timesteps}, 8 chains); "
+        f"Grad-CAM variant `{cfg.cam_method}` on stage {cfg.cam_stage}.",
         "",
     ]
     if accuracy:
@@ -71,32 +77,37 @@ def card(
         lines += [
             "## Held-out test figures",
             "",
-            f"{meta.get('n', '?')} images; DiffMIC with {meta.get('sampler', 'ddpm')} "
-            f"({meta.get('steps') or 'T = 1000'} steps, {meta.get('samples', 1)} samples per image, "
-            f"probabilities averaged); kappa {meta.get('kappa', '')}.",
+            f"{meta.get('n', '?')} images; DiffMIC with {meta.get('sampler', 'ddpm').upper()} "
+            f"({meta.get('steps') or 'all T'} steps, {meta.get('samples', 1)} chains per image, probabilities "
+            f"averaged); kappa {meta.get('kappa', '')}.",
             "",
             "| method | accuracy | macro-F1 | kappa | ECE |",
             "|---|---|---|---|---|",
         ]
-        for m in ("cnn", "global", "local", "fused", "diffmic", "diffmic_single"):
+        for m in METHODS:
             if m in accuracy:
                 r = accuracy[m]
+                cells = " | ".join(f"{r[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "ece"))
+                lines.append(f"| {m} | {cells} |")
+        for key, what in (("ci_vs_fused", "the fused prior"), ("ci_vs_cnn", "the CNN")):
+            if key in accuracy:
+                low, high = accuracy[key]
                 lines.append(
-                    f"| {m} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['kappa']:.3f} | {r['ece']:.3f} |"
+                    f"\nAccuracy of DiffMIC − {what}: 95 % paired bootstrap CI [{low:+.3f}, {high:+.3f}]."
                 )
         lines += [
             "",
-            "`cnn`: a plain classifier with the same backbone, data and epochs; `global`/`local`/`fused`: "
-            "the DCG priors alone; `diffmic_single`: one chain per image instead of the samples averaged.",
+            "`cnn`: the bundled plain classifier (`weights/baselines/`); `global`/`local`/`fused`: the DCG "
+            "priors alone; `diffmic_single`: one chain per image instead of 8 averaged.",
             "",
         ]
-    if faithfulness:
+    if faith:
         lines += [
-            "## Explanations (pointing game against the lesion masks)",
+            "## Explanations (pointing game against the lesion masks, test images)",
             "",
-            "| global saliency (CAM of the answer) | top ROI patch | Grad-CAM++ (stride-16 stage) |",
-            "|---|---|---|",
-            "| {saliency:.3f} | {patch:.3f} | {gradcam:.3f} |".format(**faithfulness),
+            "| CAM of the answer | top-attention ROI | any ROI | Grad-CAM (app) |",
+            "|---|---|---|---|",
+            "| {saliency:.3f} | {patch:.3f} | {any_patch:.3f} | {gradcam:.3f} |".format(**faith),
             "",
         ]
     lines += [
@@ -106,30 +117,43 @@ def card(
         "generated; nothing here has been validated on patients.",
         "",
     ]
-    return default_model_card(model.config, "\n".join(lines))
+    return default_model_card(cfg, "\n".join(lines))
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file's content, or {} when it does not exist."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=Path, required=True, help="folder holding <task>/ and cnn_<task>/ runs")
     p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
     p.add_argument("--accuracy", type=Path)
     p.add_argument("--faithfulness", type=Path)
     p.add_argument("--cards-only", action="store_true", help="rewrite the cards of weights/ without copying")
-    p.add_argument("--minutes", nargs="*", default=[], help="task=MIN: training time where the log lacks it")
     args = p.parse_args()
-    acc = json.loads(args.accuracy.read_text()) if args.accuracy else {}
-    faith = json.loads(args.faithfulness.read_text()) if args.faithfulness else {}
+    acc = read_json(args.accuracy) if args.accuracy else {}
+    faith = read_json(args.faithfulness) if args.faithfulness else {}
     for task in args.tasks:
-        run, dest = ROOT / "runs" / task, ROOT / "weights" / task
-        model = load_pretrained(dest if args.cards_only else run)
-        log_path = run / "train_log.json"
-        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-        minutes = dict(item.split("=") for item in args.minutes).get(task)
-        text = card(task, model, log, acc.get(task), faith.get(task), float(minutes) if minutes else None)
-        model.save_pretrained(dest, card=text, half=True) if not args.cards_only else (
-            dest / "README.md"
-        ).write_text(text)
-        print(f"{dest}: {sum(f.stat().st_size for f in dest.iterdir()) / 2**20:.1f} MB")
+        run, dest = args.runs / task, ROOT / "weights" / task
+        model = DiffMIC.from_pretrained(dest if args.cards_only else run)
+        log = read_json(run / "train_log.json")
+        cnn_log = read_json(args.runs / f"cnn_{task}" / "train_log.json")
+        text = card(task, model, log, cnn_log, acc.get(task, {}), faith.get(task, {}))
+        if args.cards_only:
+            (dest / "README.md").write_text(text)
+            continue
+        model.save_pretrained(dest, card=text, half=True)
+        for extra in run.glob("ood.safetensors"):  # the distribution check, when fitted
+            shutil.copy(extra, dest / extra.name)
+        cnn_src, cnn_dest = args.runs / f"cnn_{task}", ROOT / "weights" / "baselines" / task
+        if (cnn_src / "model.safetensors").is_file():
+            cnn_dest.mkdir(parents=True, exist_ok=True)
+            for name in ("config.json", "model.safetensors"):
+                shutil.copy(cnn_src / name, cnn_dest / name)
+        size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 2**20
+        print(f"{dest}: {size:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -62,10 +62,10 @@ class TrainConfig:
     """Optimisation settings (the model's own settings live in DiffMICConfig)."""
 
     out_dir: str = "runs/diffmic"
-    global_epochs: int = 40  # caps; each stage stops earlier when validation stops improving
-    local_epochs: int = 30
+    global_epochs: int = 30  # caps; each stage stops earlier when validation stops improving
+    local_epochs: int = 20
     diffusion_epochs: int = 400
-    patience: int = 6  # validations without improvement before a stage ends
+    patience: int = 5  # validations without improvement before a stage ends
     batch_size: int = 32
     global_lr: float = 1e-3
     local_lr: float = 1e-3

@@ -20,32 +20,32 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffmic.explain import draw_rois, overlay, roi_patches  # noqa: E402
-from diffmic.model import DiffMIC  # noqa: E402
+from diffmic.drawing import draw_rois, overlay  # noqa: E402
+from diffmic.options import SamplingOptions  # noqa: E402
+from diffmic.pipeline import DiffMICPipeline  # noqa: E402
 
 
-def make_figure(model: DiffMIC, image: Path, out: Path, seed: int = 0) -> Path:
+def make_figure(pipe: DiffMICPipeline, image: Path, out: Path, seed: int = 0) -> Path:
     """Run the model on one image and save the six-panel pipeline figure."""
-    prepared = model.prepare(image)
-    g = prepared.guidance
-    states = list(model.stream(prepared, sampler="ddpm", samples=8, seed=seed))
-    names = model.config.class_names
-    ts = np.array([s.t for s in states])
-    probs = np.stack([s.probs[0].numpy() for s in states])  # (steps, N, C)
+    result = pipe(image, SamplingOptions(samples=8, seed=seed))
+    g = pipe.prepare(image).guidance
+    names = pipe.config.class_names
+    ts = result.trajectory.timesteps
+    probs = result.trajectory.probs  # (steps, N, C)
     fig = plt.figure(figsize=(15, 4.2), dpi=150)
     grid = fig.add_gridspec(2, 6, height_ratios=[1, 1], width_ratios=[1, 1, 0.5, 1.1, 1.6, 1.1])
-    boxes, att = g.boxes[0].numpy(), g.attention[0].numpy()
+    rois = result.rois
 
     ax = fig.add_subplot(grid[:, 0])
-    ax.imshow(prepared.pixels)
+    ax.imshow(result.pixels)
     ax.set_title("1. image", fontsize=10)
     ax = fig.add_subplot(grid[:, 1])
-    ax.imshow(draw_rois(overlay(prepared.pixels, g.class_saliency()[0].numpy()), boxes, att, scale=2))
+    ax.imshow(draw_rois(overlay(result.pixels, result.saliency), rois.boxes, side=512))
     ax.set_title("2. CAM of the answer + ROIs", fontsize=10)
-    for k, (crop, caption) in enumerate(roi_patches(prepared.pixels, boxes, att)[:2]):
+    for k in range(2):
         ax = fig.add_subplot(grid[k, 2])
-        ax.imshow(crop)
-        ax.set_title(caption.split(":")[1].strip(), fontsize=8)
+        ax.imshow(rois.crops[k])
+        ax.set_title(f"ROI {k + 1}: attention {rois.attention[k]:.2f}", fontsize=8)
     ax = fig.add_subplot(grid[:, 3])
     x = np.arange(len(names))
     for j, (label, p) in enumerate(
@@ -90,7 +90,7 @@ def main() -> None:
     p.add_argument("--image", type=Path, default=ROOT / "assets" / "fundus" / "3_severe_0.png")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "pipeline.png")
     args = p.parse_args()
-    print(make_figure(DiffMIC.from_pretrained(args.model), args.image, args.out))
+    print(make_figure(DiffMICPipeline.from_pretrained(args.model), args.image, args.out))
 
 
 if __name__ == "__main__":
