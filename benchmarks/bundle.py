@@ -78,8 +78,8 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
             "## Held-out test figures",
             "",
             f"{meta.get('n', '?')} images; DiffMIC with {meta.get('sampler', 'ddpm').upper()} "
-            f"({meta.get('steps') or 'all T'} steps, {meta.get('samples', 1)} chains per image, probabilities "
-            f"averaged); kappa {meta.get('kappa', '')}.",
+            f"({meta.get('steps') or 'all T'} steps, {meta.get('samples', 1)} chains per image, their "
+            f"probabilities averaged); kappa {meta.get('kappa', '')}.",
             "",
             "| method | accuracy | macro-F1 | kappa | ECE |",
             "|---|---|---|---|---|",
