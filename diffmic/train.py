@@ -188,7 +188,8 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        if json.loads(payload["config"]) != self._user_config():
+        saved = {k: v for k, v in json.loads(payload["config"]).items() if k not in FITTED_FIELDS}
+        if saved != self._user_config():
             raise ValueError(
                 f"{self.checkpoint_path} was written with another model config; "
                 "use a new --out folder or the same settings"
