@@ -13,8 +13,10 @@ Every stage is validated on a split carved from the training data (never the tes
 its validation score has not improved for ``patience`` validations (or at its epoch cap); the EMA
 weights of the best validation are kept. The diffusion stage is validated with the estimator that is
 shipped (``val_options``: the app's DDPM, all T steps, 8 chains), whose softmax temperature is then
-fitted on the same validation chains. A checkpoint (weights, optimiser, EMA, ``TrainState``) is written
-every few minutes and at every epoch's end: a stopped run continues where it stopped.
+fitted on the same validation chains. At the end the distribution check (``diffmic.ood``) is fitted on the
+training conditioning (every cached view) and its threshold on the validation conditioning. A checkpoint
+(weights, optimiser, EMA, ``TrainState``) is written every few minutes and at every epoch's end: a stopped
+run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .ema import EMA
 from .losses import diffusion_loss, global_loss, local_loss
 from .metrics import macro_f1
 from .model import DiffMIC, resolve_device
+from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
 from .transforms import augment, normalise
@@ -53,7 +56,11 @@ FITTED_FIELDS = (
     "temperature",
     "cam_method",
     "cam_stage",
+    "ood_threshold",
 )  # set by training, not by the user
+# settings of the distribution check, fitted after the last stage: a resumed run may change them, and
+# checkpoints written before they existed resume
+POST_HOC_FIELDS = ("ood_features", "ood_acceptance")
 
 
 @dataclass
@@ -157,7 +164,8 @@ class Trainer:
         return self.out / CHECKPOINT_NAME
 
     def _user_config(self) -> dict:
-        return {k: v for k, v in self.cfg.to_dict().items() if k not in FITTED_FIELDS}
+        skip = FITTED_FIELDS + POST_HOC_FIELDS
+        return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
 
     def save_checkpoint(self) -> None:
         """Write weights, EMA, optimiser and TrainState atomically (main process only)."""
@@ -447,9 +455,10 @@ class Trainer:
         self._new_stage(nxt)
 
     def finish(self) -> None:
-        """Fit the temperature of the shipped estimator on validation data; save the model and the log."""
+        """Fit the shipped estimator's temperature and the distribution check; save the model and the log."""
         y0, labels = self.validation_chains()
         self._fit(temperature=fit_temperature(y0, labels))
+        self.fit_distribution_check()
         self.model.save_pretrained(self.out)
         log = {
             "train_config": asdict(self.tc),
@@ -458,6 +467,14 @@ class Trainer:
             "fitted": self.state.fitted,
         }
         (self.out / "train_log.json").write_text(json.dumps(log, indent=2, default=str))
+
+    def fit_distribution_check(self) -> None:
+        """Fit ``diffmic.ood`` on the training conditioning (all cached views, or the unaugmented images when
+        there is no cache) and its threshold on the validation conditioning."""
+        cache = self.cache if self.cache is not None else build_cache(self.model, self.splits.train, 1)
+        check, threshold = fit_distribution_check(self.model, cache, self._validation_cache())
+        self.model.ood_check = check
+        self._fit(ood_threshold=threshold)
 
 
 def train(
