@@ -1,4 +1,4 @@
-"""Command line: ``python -m diffmic {train,evaluate,predict,push}``.
+"""Command line: ``python -m diffmic {train,evaluate,predict,fit-ood,push}``.
 
 Every expected failure (a bad image, a broken checkpoint, an unreachable Hub, a wrong argument)
 ends with exit status 2 and one line on stderr, never a traceback.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import DiffMICConfig
+from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
 from .train import TrainConfig
@@ -166,6 +167,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p, APP_DEFAULT)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
+    p = sub.add_parser(
+        "fit-ood",
+        help="fit the distribution check of a saved model",
+        description="Fit the distribution check (diffmic.ood) of a model folder on the training images "
+        "(statistics) and the validation images (threshold) it was trained with; writes ood.safetensors "
+        "and updates config.json.",
+    )
+    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
+    src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=3000,
+        help="generated training+validation images, as given to train (--task; default %(default)s)",
+    )
+    p.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        help="views per training image: the image, then augmented copies (default %(default)s)",
+    )
+    p.add_argument(
+        "--acceptance",
+        type=float,
+        help="fraction of validation images the threshold accepts (default: the config's, 0.95)",
+    )
+    p.add_argument("--features", choices=("global", "local", "both"), help="features the check reads")
+    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("push", help="upload a model folder to the Hub")
     p.add_argument("folder")
     p.add_argument("repo_id")
@@ -186,6 +219,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
+        if result.ood["flagged"]:
+            print(f"warning: {ood_warning(pipe.config)}")
         print(
             f"{result.label}  (probability {result.probabilities[result.label]:.3f}; {options.sampler}, "
             f"{result.steps} steps, {options.samples} chains, {result.seconds:.2f} s)"
@@ -274,6 +309,49 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_ood(args: argparse.Namespace) -> int:
+    """Fit the distribution check of a model folder and write it into the folder."""
+    from .conditioning import build_cache
+    from .data.datasets import folder_splits, synthetic_splits
+    from .hub import CONFIG_NAME, OOD_NAME
+    from .model import DiffMIC
+    from .ood import fit_distribution_check, save_check
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"{folder} is not a model folder")
+    if args.views < 1:
+        raise CLIError("--views must be >= 1")
+    model = DiffMIC.from_pretrained(folder, device=args.device, load_ood=False)  # refitted: may be stale
+    cfg = model.config
+    if args.acceptance is not None:
+        cfg.ood_acceptance = args.acceptance
+    if args.features:
+        cfg.ood_features = args.features
+    cfg.validate()
+    classes = list(TASKS[args.task].class_names) if args.task else None
+    if classes is not None and classes != cfg.class_names:
+        raise CLIError(f"the task's classes {classes} differ from the model's {cfg.class_names}")
+    if args.task:
+        splits = synthetic_splits(args.task, args.train_size, 0, cfg.input_size, seed=args.seed)
+    else:
+        splits = folder_splits(args.data, cfg.input_size, seed=args.seed)
+    if splits.class_names != cfg.class_names:
+        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
+    progress = sys.stderr.isatty()
+    train = build_cache(model, splits.train, args.views, seed=args.seed, progress=progress)
+    val = build_cache(model, splits.val, 1, seed=args.seed, progress=progress)
+    model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
+    save_check(model.ood_check, folder)
+    cfg.save(folder / CONFIG_NAME)
+    print(
+        f"fitted on {len(train)} training images x {args.views} views ({cfg.ood_features} features); "
+        f"threshold {cfg.ood_threshold:.4g} accepts {cfg.ood_acceptance:.0%} of {len(val)} validation "
+        f"images; wrote {folder / OOD_NAME} and {folder / CONFIG_NAME}"
+    )
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload a saved model folder to the Hub."""
     from .model import DiffMIC
@@ -286,7 +364,13 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": cmd_predict, "train": cmd_train, "evaluate": cmd_evaluate, "push": cmd_push}
+COMMANDS = {
+    "predict": cmd_predict,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "fit-ood": cmd_fit_ood,
+    "push": cmd_push,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
