@@ -64,7 +64,7 @@ class DiffMICConfig:
     cam_stage: int = -1  # its global-network stage (feature_info index)
     # distribution check (diffmic.ood; statistics in ood.safetensors): which conditioning features it reads,
     # the fraction of validation images its threshold accepts, and the threshold (None: no check)
-    ood_features: Literal["global", "local", "both"] = "both"
+    ood_features: Literal["global", "local", "both"] = "global"
     ood_acceptance: float = 0.95
     ood_threshold: float | None = None
 
