@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .config import DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
@@ -191,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="views per training image: the image, then augmented copies (default %(default)s)",
     )
     p.add_argument(
+        "--cache",
+        help="the conditioning.npz that cached training wrote in the run folder: its views of the same "
+        "training images, instead of computing them",
+    )
+    p.add_argument(
         "--acceptance",
         type=float,
         help="fraction of validation images the threshold accepts (default: the config's, 0.95)",
@@ -311,7 +318,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_fit_ood(args: argparse.Namespace) -> int:
     """Fit the distribution check of a model folder and write it into the folder."""
-    from .conditioning import build_cache
+    from .conditioning import ConditioningCache, build_cache
     from .data.datasets import folder_splits, synthetic_splits
     from .hub import CONFIG_NAME, OOD_NAME
     from .model import DiffMIC
@@ -339,13 +346,20 @@ def cmd_fit_ood(args: argparse.Namespace) -> int:
     if splits.class_names != cfg.class_names:
         raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
     progress = sys.stderr.isatty()
-    train = build_cache(model, splits.train, args.views, seed=args.seed, progress=progress)
+    if args.cache:
+        train = ConditioningCache.load(args.cache)
+        if train.features.shape[::2] != (len(splits.train), model.condition_dim) or not np.array_equal(
+            train.labels, splits.train.labels
+        ):
+            raise CLIError(f"{args.cache} is not the conditioning of this model's training images")
+    else:
+        train = build_cache(model, splits.train, args.views, seed=args.seed, progress=progress)
     val = build_cache(model, splits.val, 1, seed=args.seed, progress=progress)
     model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
     save_check(model.ood_check, folder)
     cfg.save(folder / CONFIG_NAME)
     print(
-        f"fitted on {len(train)} training images x {args.views} views ({cfg.ood_features} features); "
+        f"fitted on {len(train)} training images x {train.views} views ({cfg.ood_features} features); "
         f"threshold {cfg.ood_threshold:.4g} accepts {cfg.ood_acceptance:.0%} of {len(val)} validation "
         f"images; wrote {folder / OOD_NAME} and {folder / CONFIG_NAME}"
     )

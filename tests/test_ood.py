@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from diffmic.cli import main
 from diffmic.conditioning import build_cache
-from diffmic.data.datasets import ArrayDataset
+from diffmic.data.datasets import ArrayDataset, folder_splits
 from diffmic.data.fixtures import write_image_folder_fixture
 from diffmic.hub import ModelLoadError
 from diffmic.model import DiffMIC
@@ -191,9 +191,9 @@ def test_a_check_for_other_features_is_refused(saved, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(saved, folder)
     config = json.loads((folder / "config.json").read_text())
-    config["ood_features"] = "local"
+    config["ood_features"] = "both"
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="ood.safetensors is for 512 features but the model gives 256"):
+    with pytest.raises(ModelLoadError, match="ood.safetensors is for 256 features but the model gives 512"):
         DiffMIC.from_pretrained(folder)
     with pytest.raises(ModelLoadError, match="lacks the tensors class_means"):
         DistributionCheck.from_tensors({"center": torch.zeros(2), "projection": torch.eye(2)})
@@ -222,6 +222,7 @@ def test_cli_json_and_text_report_the_check(saved, tmp_path, capsys):
     assert first.startswith("warning: this image does not look like the images this model was trained on")
 
 
+@pytest.mark.slow
 def test_fit_ood_command_writes_the_check_into_a_model_folder(tmp_path, capsys):
     folder = tmp_path / "model"
     classes = ["Grade 0", "Grade I", "Grade II", "Grade III"]
@@ -237,5 +238,18 @@ def test_fit_ood_command_writes_the_check_into_a_model_folder(tmp_path, capsys):
     assert main(argv) == 0
     ood = json.loads(capsys.readouterr().out)["ood"]
     assert ood["available"] is True and ood["threshold"] == model.config.ood_threshold
-    assert main(["fit-ood", str(folder), "--task", "fundus", "--train-size", "10"]) == 2
+
+    # the same views from a training run's conditioning cache give the same check
+    train = folder_splits(data, model.config.input_size, seed=0).train
+    build_cache(model, train, views=2, seed=0).save(tmp_path / "conditioning.npz")
+    threshold = model.config.ood_threshold
+    argv = ["fit-ood", str(folder), "--data", str(data), "--cache"]
+    assert main([*argv, str(tmp_path / "conditioning.npz")]) == 0
+    assert DiffMIC.from_pretrained(folder).config.ood_threshold == pytest.approx(threshold, rel=1e-5)
+    capsys.readouterr()
+    build_cache(model, tinted_dataset(len(train), 0), views=1).save(tmp_path / "other.npz")  # other images
+    assert main([*argv, str(tmp_path / "other.npz")]) == 2
+    assert "is not the conditioning of this model's training images" in capsys.readouterr().err
+
+    assert main(["fit-ood", str(folder), "--task", "fundus"]) == 2
     assert "differ from the model's" in capsys.readouterr().err
