@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,13 @@ from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
 from .train import TrainConfig
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from .conditioning import ConditioningCache
+    from .data.datasets import Splits
+    from .model import DiffMIC
 
 MODEL_DEFAULTS = DiffMICConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -316,10 +324,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_ood_splits(args: argparse.Namespace, cfg: DiffMICConfig) -> Splits:
+    """The training / validation split the model was trained on (generated or read from a folder)."""
+    from .data.datasets import folder_splits, synthetic_splits
+
+    if args.task:
+        classes = list(TASKS[args.task].class_names)
+        if classes != cfg.class_names:
+            raise CLIError(f"the task's classes {classes} differ from the model's {cfg.class_names}")
+        return synthetic_splits(args.task, args.train_size, 0, cfg.input_size, seed=args.seed)
+    splits = folder_splits(args.data, cfg.input_size, seed=args.seed)
+    if splits.class_names != cfg.class_names:
+        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
+    return splits
+
+
+def _training_conditioning(args: argparse.Namespace, model: DiffMIC, train: Dataset) -> ConditioningCache:
+    """The conditioning of the training images: computed (``--views``) or a run's cache (``--cache``)."""
+    from .conditioning import ConditioningCache, build_cache
+
+    if not args.cache:
+        return build_cache(model, train, args.views, seed=args.seed, progress=sys.stderr.isatty())
+    cache = ConditioningCache.load(args.cache)
+    if cache.features.shape[::2] != (len(train), model.condition_dim) or not np.array_equal(
+        cache.labels, train.labels
+    ):
+        raise CLIError(f"{args.cache} is not the conditioning of this model's training images")
+    return cache
+
+
 def cmd_fit_ood(args: argparse.Namespace) -> int:
     """Fit the distribution check of a model folder and write it into the folder."""
-    from .conditioning import ConditioningCache, build_cache
-    from .data.datasets import folder_splits, synthetic_splits
+    from .conditioning import build_cache
     from .hub import CONFIG_NAME, OOD_NAME
     from .model import DiffMIC
     from .ood import fit_distribution_check, save_check
@@ -331,30 +367,12 @@ def cmd_fit_ood(args: argparse.Namespace) -> int:
         raise CLIError("--views must be >= 1")
     model = DiffMIC.from_pretrained(folder, device=args.device, load_ood=False)  # refitted: may be stale
     cfg = model.config
-    if args.acceptance is not None:
-        cfg.ood_acceptance = args.acceptance
-    if args.features:
-        cfg.ood_features = args.features
+    cfg.ood_acceptance = cfg.ood_acceptance if args.acceptance is None else args.acceptance
+    cfg.ood_features = args.features or cfg.ood_features
     cfg.validate()
-    classes = list(TASKS[args.task].class_names) if args.task else None
-    if classes is not None and classes != cfg.class_names:
-        raise CLIError(f"the task's classes {classes} differ from the model's {cfg.class_names}")
-    if args.task:
-        splits = synthetic_splits(args.task, args.train_size, 0, cfg.input_size, seed=args.seed)
-    else:
-        splits = folder_splits(args.data, cfg.input_size, seed=args.seed)
-    if splits.class_names != cfg.class_names:
-        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
-    progress = sys.stderr.isatty()
-    if args.cache:
-        train = ConditioningCache.load(args.cache)
-        if train.features.shape[::2] != (len(splits.train), model.condition_dim) or not np.array_equal(
-            train.labels, splits.train.labels
-        ):
-            raise CLIError(f"{args.cache} is not the conditioning of this model's training images")
-    else:
-        train = build_cache(model, splits.train, args.views, seed=args.seed, progress=progress)
-    val = build_cache(model, splits.val, 1, seed=args.seed, progress=progress)
+    splits = _fit_ood_splits(args, cfg)
+    train = _training_conditioning(args, model, splits.train)
+    val = build_cache(model, splits.val, 1, seed=args.seed, progress=sys.stderr.isatty())
     model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
     save_check(model.ood_check, folder)
     cfg.save(folder / CONFIG_NAME)

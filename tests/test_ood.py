@@ -253,3 +253,18 @@ def test_fit_ood_command_writes_the_check_into_a_model_folder(tmp_path, capsys):
 
     assert main(["fit-ood", str(folder), "--task", "fundus"]) == 2
     assert "differ from the model's" in capsys.readouterr().err
+
+
+def test_benchmark_finds_real_images_and_scores_a_model(model):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "ood.py"
+    spec = importlib.util.spec_from_file_location("benchmark_ood", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    foreign = bench.foreign_images()
+    assert {"pydicom:CT_small.dcm", "pydicom:MR_small.dcm", "matplotlib:grace_hopper.jpg"} <= set(foreign)
+    result = bench.evaluate_task("derm", model, 4, {k: foreign[k] for k in list(foreign)[:3]})
+    assert 0 <= result["auroc"] <= 1 and 0 <= result["accept_rate"] <= 1
+    assert result["_detail"]["n_other_tasks"] == 8 and result["_detail"]["n_real"] == 3
