@@ -5,8 +5,8 @@ NeurIPS 2018): the score of an image is its squared Mahalanobis distance to the 
 divided by the number of dimensions (training-like images score about 1; higher = less like the training
 data). The covariance is estimated from within-class deviations and shrunk towards a scaled identity with
 the Ledoit-Wolf shrinkage (Ledoit & Wolf, 2004), so it stays well conditioned when the features have
-more dimensions than there are images. The threshold is the ``acceptance`` quantile of the scores of
-validation images: that fraction of in-distribution images is accepted.
+more dimensions than there are images. The threshold is set on the scores of validation images so that a
+fresh in-distribution image is accepted with probability ``acceptance`` (a split-conformal quantile).
 
 It reads the image part of the conditioning (``ood_features="global"``: the DCG's global-network features,
 or the denoiser's own encoder's): measured on models trained for this package it separated the other tasks'
@@ -146,8 +146,14 @@ def fit_check(
 
 
 def fit_threshold(scores: np.ndarray, acceptance: float) -> float:
-    """The smallest score that accepts at least ``acceptance`` of the given (validation) scores."""
-    return float(np.quantile(np.asarray(scores, dtype=np.float64), acceptance, method="inverted_cdf"))
+    """The threshold that accepts a fresh in-distribution image with probability >= ``acceptance``: the
+    ceil((n + 1) * acceptance)-th smallest of n validation scores (split conformal; the largest when n is
+    too small for that)."""
+    values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    if not values.size:
+        raise ValueError("fitting a threshold needs at least one validation score")
+    k = min(int(np.ceil((values.size + 1) * acceptance - 1e-9)), values.size)
+    return float(values[k - 1])
 
 
 def fit_distribution_check(

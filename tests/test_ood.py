@@ -104,8 +104,9 @@ def test_gaussian_check_is_the_mahalanobis_distance_to_the_nearest_class_mean():
 
 def test_threshold_accepts_the_stated_fraction():
     values = np.arange(1.0, 101.0)
-    assert fit_threshold(values, 0.95) == 95.0  # the smallest value that accepts 95 of the 100
-    assert fit_threshold(values, 0.951) == 96.0
+    assert fit_threshold(values, 0.95) == 96.0  # the 96th of 100: a 101st image falls below with p = 96/101
+    assert fit_threshold(values[:19], 0.95) == 19.0 and fit_threshold(values[:10], 0.95) == 10.0
+    assert fit_threshold(values[::-1], 0.5) == 51.0
 
 
 def test_scores_are_low_for_training_like_images_and_high_for_constant_and_noise_images(model):
