@@ -7,9 +7,10 @@ Per bundled model (``--weights``/<task>/ with ``ood.safetensors``): the score of
   test patterns; matplotlib's, gradio's and scikit-learn's sample photographs).
 ``auroc``: the area under the ROC curve of the score, in-distribution against all out-of-distribution
 images; ``accept_rate``: the fraction of in-distribution images at or below the stored threshold. The
-markdown table also splits the AUROC by source and says how many real images are flagged.
+markdown table also splits the AUROC by source, says how many real images are flagged and names the real
+image that comes closest to being accepted.
 
-    python benchmarks/ood.py [--weights weights] [--tasks fundus derm placenta] [--n 300] [--json]
+    python benchmarks/ood.py [--weights weights] [--tasks fundus derm placenta] [--n 300] [--json] [--out F]
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def evaluate_task(task: str, model: DiffMIC, n: int, foreign: dict[str, np.ndarr
     size, threshold = model.config.input_size, model.config.ood_threshold
     inside = scores(model, test_images(task, n, size))
     others = np.concatenate([scores(model, test_images(t, n, size)) for t in TASKS if t != task])
-    real = scores(model, list(foreign.values()))
+    real = scores(model, list(foreign.values())) if foreign else np.zeros(0)
+    closest = [list(foreign)[int(real.argmin())], float(real.min() / threshold)] if len(real) else None
     return {
         "auroc": auroc(inside, np.concatenate([others, real])),
         "accept_rate": float(np.mean(inside <= threshold)),
@@ -121,6 +123,7 @@ def evaluate_task(task: str, model: DiffMIC, n: int, foreign: dict[str, np.ndarr
             "other_tasks_flagged": float(np.mean(others > threshold)),
             "real_flagged": int(np.sum(real > threshold)),
             "real_accepted": [name for name, s in zip(foreign, real, strict=True) if s <= threshold],
+            "closest_real": closest,
             "n_in": len(inside),
             "n_other_tasks": len(others),
             "n_real": len(real),
@@ -134,16 +137,18 @@ def table(results: dict) -> str:
     """A markdown table of the results."""
     lines = [
         "| model | AUROC | AUROC vs other tasks | AUROC vs real images | in-distribution accepted "
-        "| other tasks flagged | real images flagged | threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        "| other tasks flagged | real images flagged | closest real image (score / threshold) | threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for task, r in results.items():
         d = r["_detail"]
+        closest = f"{d['closest_real'][0]} ({d['closest_real'][1]:.1f})" if d["closest_real"] else "—"
+        real_auroc = "—" if d["auroc_real"] is None else f"{d['auroc_real']:.3f}"
         lines.append(
-            f"| {task} | {r['auroc']:.3f} | {d['auroc_other_tasks']:.3f} | {d['auroc_real']:.3f} "
+            f"| {task} | {r['auroc']:.3f} | {d['auroc_other_tasks']:.3f} | {real_auroc} "
             f"| {r['accept_rate']:.3f} of {d['n_in']} "
             f"| {d['other_tasks_flagged']:.3f} of {d['n_other_tasks']} "
-            f"| {d['real_flagged']} of {d['n_real']} | {d['threshold']:.3g} |"
+            f"| {d['real_flagged']} of {d['n_real']} | {closest} | {d['threshold']:.3g} |"
         )
     accepted = {t: r["_detail"]["real_accepted"] for t, r in results.items() if r["_detail"]["real_accepted"]}
     for task, names in accepted.items():
@@ -157,6 +162,7 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=list(TASKS))
     p.add_argument("--n", type=int, default=300, help="held-out test images per task (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print {task: {auroc, accept_rate}}")
+    p.add_argument("--out", type=Path, help="also write the full results (with the table's details) here")
     args = p.parse_args()
     torch.set_num_threads(2)
     foreign = foreign_images()
@@ -171,6 +177,8 @@ def main() -> None:
             print(f"skipping {task}: no distribution check (python -m diffmic fit-ood)", file=sys.stderr)
             continue
         results[task] = evaluate_task(task, model, args.n, foreign)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
     if args.json:
         print(json.dumps({t: {k: r[k] for k in ("auroc", "accept_rate")} for t, r in results.items()}))
     else:

@@ -376,10 +376,11 @@ def cmd_fit_ood(args: argparse.Namespace) -> int:
     model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
     save_check(model.ood_check, folder)
     cfg.save(folder / CONFIG_NAME)
+    accepted = int(np.sum(model.ood_scores(val.features[:, 0]) <= cfg.ood_threshold))
     print(
         f"fitted on {len(train)} training images x {train.views} views ({cfg.ood_features} features); "
-        f"threshold {cfg.ood_threshold:.4g} accepts {cfg.ood_acceptance:.0%} of {len(val)} validation "
-        f"images; wrote {folder / OOD_NAME} and {folder / CONFIG_NAME}"
+        f"threshold {cfg.ood_threshold:.4g} (to accept {cfg.ood_acceptance:.0%} of in-distribution images) "
+        f"accepts {accepted} of {len(val)} validation images; wrote {folder / OOD_NAME} and {CONFIG_NAME}"
     )
     return 0
 
