@@ -1,4 +1,4 @@
-"""Command line: ``python -m diffmic {train,evaluate,predict,push}``.
+"""Command line: ``python -m diffmic {train,evaluate,predict,fit-ood,push}``.
 
 Every expected failure (a bad image, a broken checkpoint, an unreachable Hub, a wrong argument)
 ends with exit status 2 and one line on stderr, never a traceback.
@@ -10,11 +10,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .config import DiffMICConfig
+from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
 from .train import TrainConfig
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from .conditioning import ConditioningCache
+    from .data.datasets import Splits
+    from .model import DiffMIC
 
 MODEL_DEFAULTS = DiffMICConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -166,6 +177,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p, APP_DEFAULT)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
+    p = sub.add_parser(
+        "fit-ood",
+        help="fit the distribution check of a saved model",
+        description="Fit the distribution check (diffmic.ood) of a model folder on the training images "
+        "(statistics) and the validation images (threshold) it was trained with; writes ood.safetensors "
+        "and updates config.json.",
+    )
+    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
+    src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=3000,
+        help="generated training+validation images, as given to train (--task; default %(default)s)",
+    )
+    p.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        help="views per training image: the image, then augmented copies (default %(default)s)",
+    )
+    p.add_argument(
+        "--cache",
+        help="the conditioning.npz that cached training wrote in the run folder: its views of the same "
+        "training images, instead of computing them",
+    )
+    p.add_argument(
+        "--acceptance",
+        type=float,
+        help="fraction of validation images the threshold accepts (default: the config's, 0.95)",
+    )
+    p.add_argument("--features", choices=("global", "local", "both"), help="features the check reads")
+    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("push", help="upload a model folder to the Hub")
     p.add_argument("folder")
     p.add_argument("repo_id")
@@ -186,6 +234,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
+        if result.ood["flagged"]:
+            print(f"warning: {ood_warning(pipe.config)}")
         print(
             f"{result.label}  (probability {result.probabilities[result.label]:.3f}; {options.sampler}, "
             f"{result.steps} steps, {options.samples} chains, {result.seconds:.2f} s)"
@@ -274,6 +324,67 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_ood_splits(args: argparse.Namespace, cfg: DiffMICConfig) -> Splits:
+    """The training / validation split the model was trained on (generated or read from a folder)."""
+    from .data.datasets import folder_splits, synthetic_splits
+
+    if args.task:
+        classes = list(TASKS[args.task].class_names)
+        if classes != cfg.class_names:
+            raise CLIError(f"the task's classes {classes} differ from the model's {cfg.class_names}")
+        return synthetic_splits(args.task, args.train_size, 0, cfg.input_size, seed=args.seed)
+    splits = folder_splits(args.data, cfg.input_size, seed=args.seed)
+    if splits.class_names != cfg.class_names:
+        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
+    return splits
+
+
+def _training_conditioning(args: argparse.Namespace, model: DiffMIC, train: Dataset) -> ConditioningCache:
+    """The conditioning of the training images: computed (``--views``) or a run's cache (``--cache``)."""
+    from .conditioning import ConditioningCache, build_cache
+
+    if not args.cache:
+        return build_cache(model, train, args.views, seed=args.seed, progress=sys.stderr.isatty())
+    cache = ConditioningCache.load(args.cache)
+    if cache.features.shape[::2] != (len(train), model.condition_dim) or not np.array_equal(
+        cache.labels, train.labels
+    ):
+        raise CLIError(f"{args.cache} is not the conditioning of this model's training images")
+    return cache
+
+
+def cmd_fit_ood(args: argparse.Namespace) -> int:
+    """Fit the distribution check of a model folder and write it into the folder."""
+    from .conditioning import build_cache
+    from .hub import CONFIG_NAME, OOD_NAME
+    from .model import DiffMIC
+    from .ood import fit_distribution_check, save_check
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"{folder} is not a model folder")
+    if args.views < 1:
+        raise CLIError("--views must be >= 1")
+    model = DiffMIC.from_pretrained(folder, device=args.device, load_ood=False)  # refitted: may be stale
+    cfg = model.config
+    cfg.ood_acceptance = cfg.ood_acceptance if args.acceptance is None else args.acceptance
+    cfg.ood_features = args.features or cfg.ood_features
+    cfg.validate()
+    splits = _fit_ood_splits(args, cfg)
+    train = _training_conditioning(args, model, splits.train)
+    val = build_cache(model, splits.val, 1, seed=args.seed, progress=sys.stderr.isatty())
+    model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
+    save_check(model.ood_check, folder)
+    cfg.save(folder / CONFIG_NAME)
+    accepted = int(np.sum(model.ood_scores(val.features[:, 0]) <= cfg.ood_threshold))
+    print(
+        f"fitted on {len(train)} training images x {train.views} views ({cfg.ood_features} features); "
+        f"threshold {cfg.ood_threshold:.4g} (to accept {cfg.ood_acceptance:.0%} of in-distribution images) "
+        f"accepts {accepted} of {len(val)} validation images; wrote {folder / OOD_NAME} and {CONFIG_NAME}"
+    )
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload a saved model folder to the Hub."""
     from .model import DiffMIC
@@ -286,7 +397,13 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": cmd_predict, "train": cmd_train, "evaluate": cmd_evaluate, "push": cmd_push}
+COMMANDS = {
+    "predict": cmd_predict,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "fit-ood": cmd_fit_ood,
+    "push": cmd_push,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DiffMICConfig:
-    """Hyper-parameters of a DiffMIC model (architecture, diffusion, preprocessing, calibration)."""
+    """Hyper-parameters of a DiffMIC model (architecture, diffusion, preprocessing, calibration, OOD)."""
 
     class_names: list[str] = field(default_factory=lambda: ["class 0", "class 1"])
     ordinal: bool = False  # graded labels (DR grade, Grannum grade): kappa is quadratic-weighted
@@ -62,6 +62,11 @@ class DiffMICConfig:
     temperature: float = 1.0  # label vector -> probabilities: softmax(y / temperature), fitted on validation
     cam_method: str = "gradcam++"  # the Grad-CAM variant the app shows, chosen on validation images
     cam_stage: int = -1  # its global-network stage (feature_info index)
+    # distribution check (diffmic.ood; statistics in ood.safetensors): which conditioning features it reads,
+    # the fraction of validation images its threshold accepts, and the threshold (None: no check)
+    ood_features: Literal["global", "local", "both"] = "global"
+    ood_acceptance: float = 0.95
+    ood_threshold: float | None = None
 
     def __post_init__(self) -> None:
         self.class_names = [str(c) for c in self.class_names]
@@ -128,6 +133,10 @@ class DiffMICConfig:
             problems.append(f"unknown cam_method {self.cam_method!r}")
         if self.temperature <= 0:
             problems.append("temperature must be > 0")
+        if self.ood_features not in ("global", "local", "both"):
+            problems.append(f"unknown ood_features {self.ood_features!r}")
+        if not 0 < self.ood_acceptance < 1:
+            problems.append("ood_acceptance must be in (0, 1)")
         if problems:
             raise ConfigError("invalid DiffMIC config: " + "; ".join(problems))
 

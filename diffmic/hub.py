@@ -1,4 +1,5 @@
-"""Saving and loading model folders: ``config.json`` + ``model.safetensors`` + a model card (README.md).
+"""Saving and loading model folders: ``config.json`` + ``model.safetensors`` + a model card (README.md),
+and ``ood.safetensors`` (the distribution check, ``diffmic.ood``) when the model has one.
 
 ``load_folder`` takes a local folder or a Hugging Face Hub repo id. Weights are read only from
 safetensors (never unpickled), and every way a checkpoint can be wrong — missing files, a truncated
@@ -23,6 +24,7 @@ from .tasks import DISCLAIMER
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+OOD_NAME = "ood.safetensors"  # the distribution check's statistics (optional)
 CARD_NAME = "README.md"
 FOLDER_FILES = ["*.json", "*.safetensors", CARD_NAME]  # what is fetched from a Hub repo
 PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "ckpt.pth", "checkpoint.pt")
@@ -177,7 +179,11 @@ def load_folder(
     folder_or_repo: str | Path, *, revision: str | None = None, token: str | None = None
 ) -> tuple[DiffMICConfig, dict[str, torch.Tensor]]:
     """The config and the weights (float32 tensors) of a local folder or a Hub repo id."""
-    folder = resolve_folder(folder_or_repo, revision, token)
+    return read_folder(resolve_folder(folder_or_repo, revision, token))
+
+
+def read_folder(folder: Path) -> tuple[DiffMICConfig, dict[str, torch.Tensor]]:
+    """The config and the weights (float32 tensors) of a local model folder."""
     weights = folder / WEIGHTS_NAME
     try:
         config = DiffMICConfig.load(folder / CONFIG_NAME)

@@ -1,4 +1,4 @@
-"""Classification metrics in pure numpy: accuracy, macro-F1, Cohen's kappa, calibration error.
+"""Classification metrics in pure numpy: accuracy, macro-F1, Cohen's kappa, calibration error, AUROC.
 
 Labels are integer class indices in ``[0, num_classes)``. Every function validates its inputs and
 raises :class:`ValueError` with a clear message on empty arrays, shape mismatches or labels out of range.
@@ -177,6 +177,22 @@ def expected_calibration_error(probs: np.ndarray, y_true: ArrayLike, n_bins: int
     )
     # |sum(correct) - sum(conf)| / N per bin equals |B|/N * |acc - conf|
     return float(np.sum(np.abs(gap[count > 0])) / labels.size)
+
+
+def auroc(negatives: ArrayLike, positives: ArrayLike) -> float:
+    """Area under the ROC curve of a score meant to be higher for ``positives`` than for ``negatives``:
+    the probability that a random positive scores above a random negative, ties counting one half."""
+    neg = np.asarray(negatives, dtype=np.float64).ravel()
+    pos = np.asarray(positives, dtype=np.float64).ravel()
+    if not neg.size or not pos.size:
+        raise ValueError("auroc needs at least one negative and one positive score")
+    if not (np.isfinite(neg).all() and np.isfinite(pos).all()):
+        raise ValueError("auroc needs finite scores")
+    values, inverse = np.unique(np.concatenate([neg, pos]), return_inverse=True)
+    counts = np.bincount(inverse, minlength=values.size)
+    midranks = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mid-ranks of tied groups
+    rank_sum = float(midranks[inverse[neg.size :]].sum())
+    return (rank_sum - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size)
 
 
 def classification_summary(

@@ -3,7 +3,8 @@
 The model knows no images and no loops: ``condition`` runs the once-per-image passes on a preprocessed
 batch, ``eps`` is one step of the denoiser. Preprocessing, the reverse chain and the result live in
 ``diffmic.pipeline``. Weights are saved and loaded as ``config.json`` + ``model.safetensors``
-(``diffmic.hub``)::
+(``diffmic.hub``), with the distribution check's ``ood.safetensors`` when the model has one
+(``diffmic.ood``)::
 
     model = DiffMIC.from_pretrained("weights/fundus")        # a folder or a Hub repo id
     model.save_pretrained("runs/my-model")
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import hub
+from . import hub, ood
 from .backbones import create_backbone
 from .config import DiffMICConfig
 from .dcg import DualGuidance, Guidance
@@ -56,10 +59,20 @@ class DiffMIC(nn.Module):
             create_backbone(config.encoder_backbone) if config.encoder_backbone else (None, 0)
         )
         image_dim = encoder_dim or self.dcg.global_dim
-        self.denoiser = ConditionalDenoiser(config, image_dim + self.dcg.local_dim)
+        self.condition_dim = image_dim + self.dcg.local_dim  # width D of the conditioning vectors
+        self.denoiser = ConditionalDenoiser(config, self.condition_dim)
         self.diffusion = LabelDiffusion(
             config.timesteps, config.beta_schedule, config.beta_start, config.beta_end
         )
+        # the fitted distribution check (not a parameter: saved as ood.safetensors, not in the state dict)
+        self.ood_check: ood.DistributionCheck | None = None
+
+    @property
+    def ood_width(self) -> int:
+        """Width of the features the distribution check reads."""
+        local = self.dcg.local_dim
+        total = self.condition_dim
+        return {"both": total, "local": local, "global": total - local}[self.config.ood_features]
 
     @property
     def device(self) -> torch.device:
@@ -78,6 +91,21 @@ class DiffMIC(nn.Module):
         guidance = self.dcg(x)
         return Conditioning(guidance, self.condition_features(x, guidance))
 
+    def ood_features(self, features: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """The columns of conditioning vectors (B, D) that the distribution check reads (``ood_features``)."""
+        return ood.feature_part(features, self.config.ood_features, self.dcg.local_dim)
+
+    def ood_scores(self, features: torch.Tensor) -> np.ndarray | None:
+        """Distribution-check scores (B,) of conditioning vectors (B, D); None without a check."""
+        return None if self.ood_check is None else self.ood_check.score(self.ood_features(features))
+
+    def check_distribution(self, features: torch.Tensor) -> list[dict[str, Any]]:
+        """The ``ood`` verdict (available, score, threshold, flagged) of each conditioning vector (B, D)."""
+        scores = self.ood_scores(features)
+        if scores is None or self.config.ood_threshold is None:
+            return [dict(ood.NO_OOD_CHECK) for _ in range(features.shape[0])]
+        return [ood.verdict(s, self.config.ood_threshold) for s in scores]
+
     def eps(
         self, gate: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor, prior: torch.Tensor
     ) -> torch.Tensor:
@@ -86,8 +114,12 @@ class DiffMIC(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def save_pretrained(self, folder: str | Path, card: str | None = None, half: bool = False) -> Path:
-        """Write config.json, model.safetensors and a model card into ``folder``."""
-        return hub.save_folder(folder, self.config, self.state_dict(), card=card, half=half)
+        """Write config.json, model.safetensors, the distribution check and a model card into ``folder``.
+
+        The check's statistics are always stored in float32 (``half`` only concerns the weights)."""
+        folder = hub.save_folder(folder, self.config, self.state_dict(), card=card, half=half)
+        ood.save_check(self.ood_check, folder)
+        return folder
 
     @classmethod
     def from_pretrained(
@@ -97,12 +129,17 @@ class DiffMIC(nn.Module):
         device: str | None = "cpu",
         revision: str | None = None,
         token: str | None = None,
+        load_ood: bool = True,
     ) -> DiffMIC:
-        """Load from a local folder or a Hugging Face Hub repo id, strictly, from safetensors only."""
-        config, state = hub.load_folder(folder_or_repo, revision=revision, token=token)
+        """Load from a local folder or a Hugging Face Hub repo id, strictly, from safetensors only.
+
+        ``ood.safetensors`` (the distribution check) is loaded when present, unless ``load_ood`` is False."""
+        folder = hub.resolve_folder(folder_or_repo, revision, token)
+        config, state = hub.read_folder(folder)
         model = cls(config)
         hub.check_state_dict(model, state, config)
         model.load_state_dict(state, strict=True)
+        model.ood_check = ood.load_check(folder, model.ood_width) if load_ood else None
         return model.to(resolve_device(device)).eval()
 
     def push_to_hub(

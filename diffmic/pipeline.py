@@ -33,14 +33,13 @@ from .diffusion import make_sampler
 from .imageio import load_image
 from .lean import FoldedHead, fold, lean_chain
 from .model import Conditioning, DiffMIC
+from .ood import NO_OOD_CHECK
 from .options import SamplingOptions
 from .trajectory import Trajectory
 from .transforms import normalise, resize_square
 from .uncertainty import sample_uncertainty
 
 ImageLike = str | Path | bytes | Image.Image | np.ndarray
-# what ``DiffMICOutput.ood`` holds for a model saved without a distribution check
-NO_OOD_CHECK = {"available": False, "score": None, "threshold": None, "flagged": False}
 
 
 @dataclass
@@ -84,7 +83,9 @@ class DiffMICOutput:
     rois: RegionsOfInterest
     trajectory: Trajectory
     gradcam: np.ndarray | None = None  # (S', S') in [0, 1] when asked for
-    ood: dict[str, Any] = field(default_factory=lambda: dict(NO_OOD_CHECK))  # the distribution check
+    # the distribution check (diffmic.ood): available, score (higher = less like the training images),
+    # threshold, flagged (score > threshold); NO_OOD_CHECK for a model saved without one
+    ood: dict[str, Any] = field(default_factory=lambda: dict(NO_OOD_CHECK))
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -145,6 +146,12 @@ class DiffMICPipeline:
             return image
         x, pixels = self.preprocess(image)
         return Prepared(pixels[0], x, self.model.condition(x))
+
+    def check_distribution(self, image: ImageLike | Prepared) -> dict[str, Any]:
+        """Does the image look like the training images? The ``ood`` dict of ``DiffMICOutput``, without
+        running the chain (an image is prepared once; a ``Prepared`` one is not passed through the DCG again).
+        """
+        return self.model.check_distribution(self.prepare(image).conditioning.features)[0]
 
     # ------------------------------------------------------------------ the chain
     def chain(self, conditioning: Conditioning, options: SamplingOptions) -> Iterator[DenoiseState]:
@@ -248,6 +255,7 @@ class DiffMICPipeline:
             self.regions(prepared),
             trajectory,
             gradcam,
+            ood=self.check_distribution(prepared),
         )
 
     def regions(self, prepared: Prepared) -> RegionsOfInterest:

@@ -13,8 +13,10 @@ Every stage is validated on a split carved from the training data (never the tes
 its validation score has not improved for ``patience`` validations (or at its epoch cap); the EMA
 weights of the best validation are kept. The diffusion stage is validated with the estimator that is
 shipped (``val_options``: the app's DDPM, all T steps, 8 chains), whose softmax temperature is then
-fitted on the same validation chains. A checkpoint (weights, optimiser, EMA, ``TrainState``) is written
-every few minutes and at every epoch's end: a stopped run continues where it stopped.
+fitted on the same validation chains. At the end the distribution check (``diffmic.ood``) is fitted on the
+training conditioning (every cached view) and its threshold on the validation conditioning. A checkpoint
+(weights, optimiser, EMA, ``TrainState``) is written every few minutes and at every epoch's end: a stopped
+run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .ema import EMA
 from .losses import diffusion_loss, global_loss, local_loss
 from .metrics import macro_f1
 from .model import DiffMIC, resolve_device
+from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
 from .selection import choose_explanation, choose_roi_map
@@ -49,12 +52,11 @@ from .transforms import augment, normalise
 
 STAGES = ("global", "local", "diffusion")
 CHECKPOINT_NAME = "checkpoint.pt"
-FITTED_FIELDS = (
-    "fusion_weights",
-    "temperature",
-    "cam_method",
-    "cam_stage",
-)  # set by training, not by the user
+# set by training on validation data, not by the user
+FITTED_FIELDS = ("fusion_weights", "temperature", "roi_map", "cam_method", "cam_stage", "ood_threshold")
+# settings of the distribution check, fitted after the last stage: a resumed run may change them, and
+# checkpoints written before they existed resume
+POST_HOC_FIELDS = ("ood_features", "ood_acceptance")
 
 
 @dataclass
@@ -159,7 +161,8 @@ class Trainer:
         return self.out / CHECKPOINT_NAME
 
     def _user_config(self) -> dict:
-        return {k: v for k, v in self.cfg.to_dict().items() if k not in FITTED_FIELDS}
+        skip = FITTED_FIELDS + POST_HOC_FIELDS
+        return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
 
     def save_checkpoint(self) -> None:
         """Write weights, EMA, optimiser and TrainState atomically (main process only)."""
@@ -188,7 +191,8 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        saved = {k: v for k, v in json.loads(payload["config"]).items() if k not in FITTED_FIELDS}
+        skip = FITTED_FIELDS + POST_HOC_FIELDS
+        saved = {k: v for k, v in json.loads(payload["config"]).items() if k not in skip}
         if saved != self._user_config():
             raise ValueError(
                 f"{self.checkpoint_path} was written with another model config; "
@@ -455,7 +459,7 @@ class Trainer:
         self._new_stage(nxt)
 
     def finish(self) -> None:
-        """Fit the temperature of the shipped estimator on validation data; save the model and the log."""
+        """Fit the shipped estimator's temperature and the distribution check; save the model and the log."""
         y0, labels = self.validation_chains()
         self._fit(temperature=fit_temperature(y0, labels))
         if self.tc.choose_on_validation:
@@ -463,6 +467,7 @@ class Trainer:
             if choice is not None:
                 self._fit(cam_method=choice[0], cam_stage=choice[1])
                 self.state.history.append({"stage": "choose grad-cam", **scores})
+        self.fit_distribution_check()
         self.model.save_pretrained(self.out)
         log = {
             "train_config": asdict(self.tc),
@@ -471,6 +476,14 @@ class Trainer:
             "fitted": self.state.fitted,
         }
         (self.out / "train_log.json").write_text(json.dumps(log, indent=2, default=str))
+
+    def fit_distribution_check(self) -> None:
+        """Fit ``diffmic.ood`` on the training conditioning (all cached views, or the unaugmented images when
+        there is no cache) and its threshold on the validation conditioning."""
+        cache = self.cache if self.cache is not None else build_cache(self.model, self.splits.train, 1)
+        check, threshold = fit_distribution_check(self.model, cache, self._validation_cache())
+        self.model.ood_check = check
+        self._fit(ood_threshold=threshold)
 
 
 def train(

@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 
 from diffmic.metrics import (
     accuracy,
+    auroc,
     classification_summary,
     cohen_kappa,
     confusion_matrix,
@@ -35,6 +36,17 @@ def random_labels(seed: int, n: int = 200, num_classes: int = 5, skip: int | Non
 
 
 # ---------------------------------------------------------------- label metrics vs scikit-learn
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_auroc_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    neg, pos = rng.integers(0, 6, 50).astype(float), rng.integers(2, 9, 30).astype(float)
+    expected = skm.roc_auc_score(np.r_[np.zeros(50), np.ones(30)], np.r_[neg, pos])
+    assert auroc(neg, pos) == pytest.approx(expected, abs=1e-12)
+    assert auroc([0, 1], [2, 3]) == 1.0 and auroc([2, 3], [0, 1]) == 0.0 and auroc([1, 1], [1]) == 0.5
+    with pytest.raises(ValueError, match="at least one"):
+        auroc([], [1.0])
 
 
 @pytest.mark.parametrize("seed", SEEDS)

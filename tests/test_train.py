@@ -140,6 +140,13 @@ def test_cached_run_resumes_with_a_larger_epoch_cap_and_reuses_its_cache(tmp_pat
     log = json.loads((run / "train_log.json").read_text())
     assert [h["epoch"] for h in log["history"] if h["stage"] == "diffusion"] == [2, 4, 6, 8]
     assert cache.stat().st_mtime_ns == stamp  # not rebuilt
+    # the distribution check: fitted on the cached views, thresholded on validation, saved with the model
+    model = DiffMIC.from_pretrained(run)
+    assert model.ood_check is not None and model.config.ood_threshold == log["fitted"]["ood_threshold"]
+    val = second.splits.val.images
+    with torch.no_grad():
+        val_scores = model.ood_scores(model.condition(normalise(val, model.config)).features)
+    assert np.mean(val_scores <= model.config.ood_threshold) >= model.config.ood_acceptance
 
 
 def test_stopped_run_resumes_where_it_stopped(tmp_path):
@@ -165,8 +172,19 @@ def test_end_to_end_stage_two_trains_the_same_head(tmp_path):
     assert trainer.run()
     assert not (tmp_path / "run" / "conditioning.npz").exists()
     assert not torch.equal(before, trainer.model.denoiser.out.weight)
+    assert (tmp_path / "run" / "ood.safetensors").is_file()  # fitted on unaugmented training images
     with pytest.raises(ValueError, match="stage2"):
         TrainConfig(stage2="sometimes")
+
+
+def test_a_checkpoint_written_before_the_distribution_check_existed_resumes(tmp_path):
+    tc = config(out_dir=str(tmp_path / "run"), max_minutes=0.0)
+    Trainer(tiny_config(3), tc, splits()).run()
+    path = tmp_path / "run" / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    old = {k: v for k, v in json.loads(payload["config"]).items() if not k.startswith("ood_")}
+    torch.save({**payload, "config": json.dumps(old)}, path)
+    assert Trainer(tiny_config(3, ood_acceptance=0.9), tc, splits()).resume()
 
 
 def test_resume_refuses_another_config(tmp_path):
