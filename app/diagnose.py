@@ -3,7 +3,7 @@ the ``predict`` API.
 
 ``Diagnosis.run`` maps the items of ``DiffMICPipeline.run`` to frames: the ``Prepared`` image gives the
 first frame (the image, the prior), the ``DenoiseState``\\ s give at most one frame every
-``STREAM_INTERVAL_S`` (trajectory, bars, counter), and the ``DiffMICOutput`` gives the final frame
+``STREAM_INTERVAL_S`` (trajectory, counter), and the ``DiffMICOutput`` gives the final frame
 (answer card, maps, details, downloads). Every frame is a tuple in the order of ``OUTPUTS``; outputs a
 frame does not change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
 """
@@ -11,7 +11,7 @@ frame does not change are ``gr.skip()``. Each request has its own seed, trajecto
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from .errors import error_markdown, on_error, raise_api_error
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder, slug
 from .publication import trajectory_png
-from .runs import StopSwitch, session_of
+from .runs import RunControl, session_of
 from .settings import STREAM_INTERVAL_S
 
 OUTPUTS = (
@@ -119,12 +119,12 @@ class Diagnosis:
     def __init__(self, registry: ModelRegistry, interval_s: float = STREAM_INTERVAL_S):
         self.registry = registry
         self.interval_s = interval_s
-        self.switch = StopSwitch()
+        self.control = RunControl()
 
     # ------------------------------------------------------------------ inputs changed, Stop
     def preview(self, file: Any, request: gr.Request | None = None) -> tuple:
         """A new upload: the image for display (or what is wrong with it), and every old result cleared."""
-        self.switch.supersede(session_of(request))
+        self.control.shown(session_of(request), image=upload_path(file) or "")
         if not file:
             return (None, *cleared())
         try:
@@ -135,18 +135,23 @@ class Diagnosis:
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
         return (np.asarray(image), *cleared())
 
-    def model_changed(self, request: gr.Request | None = None) -> tuple:
+    def model_changed(self, model: str, request: gr.Request | None = None) -> tuple:
         """Another model: the old results no longer apply."""
-        self.switch.supersede(session_of(request))
+        self.control.shown(session_of(request), model=model)
         return cleared()
 
-    def arm(self, request: gr.Request | None = None) -> int:
-        """The stop token of a run about to be queued (see ``runs.StopSwitch``)."""
-        return self.switch.token(session_of(request))
+    def arm(self, request: gr.Request | None = None) -> tuple[int, str]:
+        """Run was pressed: the stop token of the run about to be queued (see ``runs.RunControl``), and
+        the counter says it is starting."""
+        return self.token(request), "*Starting…*"
+
+    def token(self, request: gr.Request | None = None) -> int:
+        """The stop token alone (the sampler switch re-runs without touching the counter first)."""
+        return self.control.token(session_of(request))
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Ask this session's run to stop; it answers with "Stopped at step N of T"."""
-        self.switch.stop(session_of(request))
+        self.control.stop(session_of(request))
 
     # ------------------------------------------------------------------ the streamed run
     @on_error(error_frame, "run")
@@ -163,12 +168,17 @@ class Diagnosis:
     ) -> Iterator[tuple]:
         """Stream a diagnosis: first frame (image, prior), throttled step frames, final frame."""
         session = session_of(request)
-        token = self.switch.token(session) if token is None else int(token)
+        token = self.control.token(session) if token is None else int(token)
         picture = read_upload(image)
         selection = self.registry.get(model)
         options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
-        name = Path(upload_path(image) or "image").stem
-        yield from self._stream(picture, selection, options, name, session, token)
+        path = upload_path(image) or ""
+        self.control.shown(session, image=path, model=model)  # what the page shows while this run lasts
+
+        def verdict() -> str | None:
+            return self.control.verdict(session, token, image=path, model=model)
+
+        yield from self._stream(picture, selection, options, Path(path or "image").stem, verdict)
 
     def rerun(
         self,
@@ -189,7 +199,7 @@ class Diagnosis:
         yield from self.run(image, model, sampler, steps, samples, seed, token, request)
 
     def _stream(
-        self, image: Image.Image, sel: Selection, options, name: str, session: str, token: int
+        self, image: Image.Image, sel: Selection, options, name: str, verdict: Callable[[], str | None]
     ) -> Iterator[tuple]:
         names = sel.pipe.config.class_names
         labels = [report.full_name(sel.task, n) for n in names]
@@ -197,8 +207,8 @@ class Diagnosis:
         traj: Trajectory | None = None
         last_sent = 0.0
         for item in sel.pipe.run(image, options, explain=True):
-            halt = self.switch.state(session, token)
-            if halt == "superseded":
+            halt = verdict()
+            if halt == "stale":
                 return
             if halt == "stopped":
                 done = traj.steps_done if traj else 0
@@ -237,10 +247,10 @@ class Diagnosis:
 
     @staticmethod
     def _step_frame(traj: Trajectory, state: DenoiseState, labels, T: int) -> tuple:
+        """Only the counter and the trajectory: a slow browser must keep up with the stream."""
         return frame(
             counter=report.counter_markdown(traj.steps_done, traj.total, state.t),
             trajectory=figures.trajectory_figure(traj, T, labels=labels),
-            bars=_bars(traj, labels, f"At t = {state.t}"),
         )
 
     def _final_frame(

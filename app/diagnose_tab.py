@@ -14,7 +14,7 @@ from . import figures, maps
 from .assets import Example, list_examples
 from .diagnose import OUTPUTS, WAITING, Diagnosis
 from .models import ModelRegistry
-from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, MAX_STEPS, Settings
+from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, Settings
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
 
 IMAGE_BUTTONS = ["fullscreen", "download"]  # no "share": results are not for posting
@@ -58,8 +58,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 stop = gr.Button("Stop", elem_id="stop", min_width=100)
             with gr.Accordion("Settings: steps, runs, seed", open=False, elem_id="settings"):
                 steps = gr.Slider(
-                    1,
-                    MAX_STEPS,
+                    minimum=1,
                     step=1,
                     label="Steps",
                     elem_id="steps",
@@ -88,10 +87,16 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             else:
                 gr.Markdown(f"*No example images in `{settings.assets_dir}` yet.*")
         with gr.Column(scale=2, min_width=340):
-            counter = gr.Markdown("", elem_id="counter")
-            notice = gr.Markdown("", elem_id="notice")
-            ood = gr.Markdown("", visible=False, elem_classes="ood-warning", elem_id="ood-warning")
-            answer = gr.Markdown(WAITING, elem_classes="answer-card", elem_id="answer")
+            counter = gr.Markdown("", label="step counter", elem_id="counter")
+            notice = gr.Markdown("", label="model notice", elem_id="notice")
+            ood = gr.Markdown(
+                "",
+                label="distribution warning",
+                visible=False,
+                elem_classes="ood-warning",
+                elem_id="ood-warning",
+            )
+            answer = gr.Markdown(WAITING, label="answer", elem_classes="answer-card", elem_id="answer")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
                     _title("How the label was denoised")
@@ -103,20 +108,28 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                     )
                     trajectory = gr.Plot(
                         figures.empty_figure("Run to see the label being denoised"),
+                        label="trajectory",
                         show_label=False,
                         elem_id="trajectory",
                     )
-                    look_for = gr.Markdown("", elem_classes="map-note", elem_id="look-for")
+                    look_for = gr.Markdown(
+                        "", label="what to look for", elem_classes="map-note", elem_id="look-for"
+                    )
                 with gr.Column(scale=2, min_width=240):
                     _title("Probabilities")
                     bars = gr.Plot(
-                        figures.empty_figure("Probabilities", 300), show_label=False, elem_id="bars"
+                        figures.empty_figure("Probabilities", 300),
+                        label="probabilities",
+                        show_label=False,
+                        elem_id="bars",
                     )
-                    glossary = gr.Markdown("", elem_classes="map-note", elem_id="glossary")
+                    glossary = gr.Markdown(
+                        "", label="class names", elem_classes="map-note", elem_id="glossary"
+                    )
             with gr.Accordion(
                 "Details: statistics, priors, distribution check", open=False, elem_id="details-box"
             ):
-                details = gr.Markdown("", elem_id="details")
+                details = gr.Markdown("", label="details", elem_id="details")
                 with gr.Accordion("Result as JSON (what the predict API returns)", open=False):
                     result_json = gr.JSON(label="prediction", elem_id="result-json")
             downloads = gr.File(
@@ -130,7 +143,12 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         with gr.Column(min_width=340):
             _title("Original (the model's view of the image)")
             original = gr.Image(
-                show_label=False, interactive=False, height=400, buttons=IMAGE_BUTTONS, elem_id="original"
+                label="original",
+                show_label=False,
+                interactive=False,
+                height=400,
+                buttons=IMAGE_BUTTONS,
+                elem_id="original",
             )
         with gr.Column(min_width=340):
             _title("Heat map of the answer")
@@ -138,7 +156,12 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 list(maps.HEAT_MAPS), value=maps.DEFAULT_HEAT, show_label=False, elem_id="heat-choice"
             )
             heat = gr.Image(
-                show_label=False, interactive=False, height=400, buttons=IMAGE_BUTTONS, elem_id="heat"
+                label="heat map",
+                show_label=False,
+                interactive=False,
+                height=400,
+                buttons=IMAGE_BUTTONS,
+                elem_id="heat",
             )
             gr.HTML(maps.colour_scale_html())
             opacity = gr.Slider(
@@ -155,7 +178,12 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         with gr.Column(min_width=340):
             _title("Regions of interest (1 = most attended)")
             rois = gr.Image(
-                show_label=False, interactive=False, height=400, buttons=IMAGE_BUTTONS, elem_id="rois"
+                label="regions of interest",
+                show_label=False,
+                interactive=False,
+                height=400,
+                buttons=IMAGE_BUTTONS,
+                elem_id="rois",
             )
             crops = gr.Gallery(
                 label="The regions as the local network saw them (rank · attention weight)",
@@ -212,16 +240,16 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             return str(chosen.path), chosen.task if switch else gr.skip()
 
         gallery.select(pick, model, [upload, model], show_progress="hidden", **private)
-    model.change(diagnosis.model_changed, None, outputs, show_progress="hidden", **private).then(
+    model.change(diagnosis.model_changed, model, outputs, show_progress="hidden", **private).then(
         lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private
     )
-    run.click(diagnosis.arm, None, token, queue=False, **private).then(
-        diagnosis.run, run_inputs, outputs, api_name="diagnose", show_progress="minimal"
+    run.click(diagnosis.arm, None, [token, counter], queue=False, **private).then(
+        diagnosis.run, run_inputs, outputs, api_name="diagnose", show_progress="hidden"
     )
     stop.click(diagnosis.stop, None, None, queue=False, **private)
     sampler.input(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private).then(
-        diagnosis.arm, None, token, queue=False, **private
-    ).then(diagnosis.rerun, [map_state, *run_inputs], outputs, show_progress="minimal", **private)
+        diagnosis.token, None, token, queue=False, **private
+    ).then(diagnosis.rerun, [map_state, *run_inputs], outputs, show_progress="hidden", **private)
     for control in (heat_choice, opacity):
         control.change(
             diagnosis.redraw_heat, [map_state, heat_choice, opacity], heat, show_progress="hidden", **private

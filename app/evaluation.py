@@ -37,7 +37,7 @@ METHOD_NAMES = {
     "local": "local prior",
 }
 TABLE_HEADERS = ["file", "true class", "predicted class", "correct"]
-COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["36%", "19%", "19%", "14%", "12%"]}
+COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["33%", "18%", "18%", "18%", "13%"]}
 # what a dataset can get wrong: the archive and reader errors say what, in a sentence
 DATA_ERRORS = (*EXPECTED, ValueError, FileNotFoundError)
 

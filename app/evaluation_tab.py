@@ -7,7 +7,7 @@ import gradio as gr
 from . import figures
 from .evaluation import COLUMN_WIDTHS, TABLE_HEADERS, Evaluation, cleared, generated_note
 from .models import ModelRegistry
-from .settings import EVAL_DEFAULT, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES, MAX_STEPS
+from .settings import EVAL_DEFAULT, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
 
 DEFAULTS_NOTE = (
@@ -45,8 +45,7 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
             with gr.Row():
                 sampler = gr.Radio(["DDPM", "DDIM"], value=EVAL_DEFAULT.sampler.upper(), label="Sampler")
                 steps = gr.Slider(
-                    1,
-                    MAX_STEPS,
+                    minimum=1,
                     step=1,
                     label="Steps",
                     **steps_range(registry, registry.default_choice(), EVAL_DEFAULT.sampler),

@@ -17,6 +17,7 @@ from diffmic.pipeline import DiffMICOutput
 from diffmic.tasks import DISCLAIMER, TASKS, TaskInfo
 
 TIE = 0.005  # mean probabilities closer than half a percentage point are a tie
+NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
 
 
 def disclaimer_markdown() -> str:

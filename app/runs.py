@@ -1,10 +1,15 @@
-"""Stopping a streamed run from another event: a per-session count of stop requests.
+"""Ending a streamed run from other events: Stop, and new inputs that make its results stale.
 
 Gradio's own ``cancels`` kills the generator between two frames, so the page keeps the last progress
-frame ("Step 600 of 1000…") for ever. Instead, Stop bumps the session's count, and the run, which
-noted the count when its button was pressed (``token``), ends at its next step with a "Stopped at step
-N of T" frame. A new upload or model bumps it too (``supersede``): that run ends without a frame, so it
-cannot write over the cleared page.
+frame ("Step 600 of 1000…") for ever. Instead:
+
+- Stop bumps the session's stop count; the run, which noted the count when its button was pressed
+  (its ``token``), ends at its next step with a "Stopped at step N of T" frame. A run still waiting in
+  the queue when Stop is pressed stops before its first step.
+- A run records its image and model as what the page shows (``shown``), and so does every new upload
+  or model; a run whose image or model is no longer the one on the page ends without a frame, so it
+  cannot write over the cleared page. Comparing the inputs, not the order of events, keeps a late
+  preview of the same image from ending its own run.
 """
 
 from __future__ import annotations
@@ -20,34 +25,34 @@ def session_of(request: Any) -> str:
     return str(getattr(request, "session_hash", None) or LOCAL)
 
 
-class StopSwitch:
-    """Stop requests per session (thread-safe)."""
+class RunControl:
+    """Stop requests and the current inputs of each session (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._count: dict[str, int] = {}
-        self._superseded: dict[str, int] = {}
+        self._stops: dict[str, int] = {}
+        self._inputs: dict[str, dict[str, str]] = {}
 
     def token(self, session: str) -> int:
-        """The session's count now; a run started with this token stops once the count moves on."""
+        """The session's stop count now; a run started with this token stops once the count moves on."""
         with self._lock:
-            return self._count.get(session, 0)
+            return self._stops.get(session, 0)
 
     def stop(self, session: str) -> None:
-        """Ask the session's running (or queued) run to stop and say so."""
+        """Ask the session's running (or queued) run to stop."""
         with self._lock:
-            self._count[session] = self._count.get(session, 0) + 1
+            self._stops[session] = self._stops.get(session, 0) + 1
 
-    def supersede(self, session: str) -> None:
-        """Ask the session's run to stop silently: its inputs changed and the page was cleared."""
+    def shown(self, session: str, **inputs: str) -> None:
+        """Record what the page now shows (``image=…``, ``model=…``)."""
         with self._lock:
-            self._count[session] = self._count.get(session, 0) + 1
-            self._superseded[session] = self._count[session]
+            self._inputs.setdefault(session, {}).update({k: str(v) for k, v in inputs.items()})
 
-    def state(self, session: str, token: int) -> str | None:
-        """None while a run with ``token`` may go on; ``"stopped"`` or ``"superseded"`` once it must end."""
+    def verdict(self, session: str, token: int, **inputs: str) -> str | None:
+        """None while the run may go on; ``"stopped"`` after Stop; ``"stale"`` when the page shows other
+        inputs than the run's."""
         with self._lock:
-            count = self._count.get(session, 0)
-            if count <= token:
-                return None
-            return "superseded" if self._superseded.get(session) == count else "stopped"
+            current = self._inputs.get(session, {})
+            if any(key in current and current[key] != str(value) for key, value in inputs.items()):
+                return "stale"
+            return "stopped" if self._stops.get(session, 0) > token else None

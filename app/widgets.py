@@ -31,9 +31,11 @@ CSS = """
 .colour-scale {max-width:420px; margin:2px 0 6px 0;}
 .colour-bar {height:14px; border-radius:3px; border:1px solid #cbd5e1;}
 .colour-ends {display:flex; justify-content:space-between; font-size:0.8em; color:#475569;}
-/* tables: never break a number or a word in two; scroll sideways on a narrow screen instead */
+/* tables: wrap between words only, never inside a word or a number (numbers hold no-break spaces);
+   scroll sideways on a screen too narrow even for that */
 .prose table {display:block; max-width:100%; overflow-x:auto;}
-.prose th, .prose td {white-space:nowrap; word-break:keep-all; overflow-wrap:normal;}
+.prose th, .prose td {word-break:keep-all !important; overflow-wrap:normal !important;
+  hyphens:none !important;}
 #eval-table th, #eval-table td, #eval-table span {word-break:normal !important;
   overflow-wrap:normal !important; hyphens:none !important;}
 /* output files are downloads, not uploads: no "remove" buttons */

@@ -236,7 +236,8 @@ def test_stop_ends_the_run_with_the_step_it_reached(registry, example):
 
 def test_stop_while_queued_stops_the_run_before_its_first_step(registry, example):
     diagnosis = Diagnosis(registry)
-    token = diagnosis.arm()  # Run pressed: the run waits in the queue
+    token, counter = diagnosis.arm()  # Run pressed: the run waits in the queue
+    assert counter == "*Starting…*"
     diagnosis.stop()
     frames = run(diagnosis, example, "fundus", "DDPM", 100, 1, 0, token)
     assert len(frames) == 1 and frames[0]["counter"].startswith("**Stopped at step 0 of 100.**")
@@ -250,8 +251,13 @@ def test_a_new_image_clears_the_results_and_ends_the_old_run(registry, example, 
     preview, *cleared = diagnosis.preview(str(other))
     assert preview.shape[2] == 3
     assert_cleared(as_dict(tuple(cleared)))
-    assert list(frames) == []  # superseded: nothing more is written over the cleared page
-    assert_cleared(as_dict(diagnosis.model_changed()))
+    assert list(frames) == []  # stale: nothing more is written over the cleared page
+    # a late preview of the run's own image does not end it
+    frames = diagnosis.run(example, "fundus", "DDIM", 5, 1, 0)
+    next(frames)
+    diagnosis.preview(example)
+    assert as_dict(list(frames)[-1])["counter"].startswith("**Done:**")
+    assert_cleared(as_dict(diagnosis.model_changed("fundus")))
     empty_preview, *_ = diagnosis.preview(None)
     assert empty_preview is None
 
