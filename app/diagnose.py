@@ -20,13 +20,14 @@ import numpy as np
 from PIL import Image
 
 from diffmic.chain import DenoiseState
+from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICOutput, Prepared
 from diffmic.tasks import TASKS
 from diffmic.trajectory import Trajectory
 
 from . import figures, maps, report
 from .controls import read_upload, sampling_options, upload_path
-from .errors import error_markdown, on_error, raise_api_error
+from .errors import UserError, error_markdown, on_error, raise_api_error
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder, slug
 from .publication import trajectory_png
@@ -129,7 +130,7 @@ class Diagnosis:
             return (None, *cleared())
         try:
             image = read_upload(file)
-        except Exception as err:  # noqa: BLE001 - UserError; shown beside the upload
+        except UserError as err:  # shown in the error box right under the upload
             gr.Warning(str(err))
             return (None, *error_frame(str(err)))
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
@@ -199,7 +200,12 @@ class Diagnosis:
         yield from self.run(image, model, sampler, steps, samples, seed, token, request)
 
     def _stream(
-        self, image: Image.Image, sel: Selection, options, name: str, verdict: Callable[[], str | None]
+        self,
+        image: Image.Image,
+        sel: Selection,
+        options: SamplingOptions,
+        name: str,
+        verdict: Callable[[], str | None],
     ) -> Iterator[tuple]:
         names = sel.pipe.config.class_names
         labels = [report.full_name(sel.task, n) for n in names]
@@ -231,7 +237,14 @@ class Diagnosis:
                 yield self._final_frame(sel, image, item, labels, name)
 
     @staticmethod
-    def _first_frame(sel: Selection, prepared: Prepared, traj: Trajectory, options, labels, T: int) -> tuple:
+    def _first_frame(
+        sel: Selection,
+        prepared: Prepared,
+        traj: Trajectory,
+        options: SamplingOptions,
+        labels: list[str],
+        T: int,
+    ) -> tuple:
         return cleared(
             counter=report.counter_markdown(0, 0, None),
             answer="*Denoising the label…*",
@@ -246,7 +259,7 @@ class Diagnosis:
         )
 
     @staticmethod
-    def _step_frame(traj: Trajectory, state: DenoiseState, labels, T: int) -> tuple:
+    def _step_frame(traj: Trajectory, state: DenoiseState, labels: list[str], T: int) -> tuple:
         """Only the counter and the trajectory: a slow browser must keep up with the stream."""
         return frame(
             counter=report.counter_markdown(traj.steps_done, traj.total, state.t),
@@ -254,7 +267,7 @@ class Diagnosis:
         )
 
     def _final_frame(
-        self, sel: Selection, image: Image.Image, output: DiffMICOutput, labels, name: str
+        self, sel: Selection, image: Image.Image, output: DiffMICOutput, labels: list[str], name: str
     ) -> tuple:
         traj = output.trajectory
         T = sel.pipe.config.timesteps
@@ -299,7 +312,7 @@ class Diagnosis:
         return selection.pipe(picture, options).to_json()
 
 
-def _bars(traj: Trajectory, labels, title: str):
+def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
     """The bars at the latest step: mean of the runs, whiskers their middle half, the prior."""
     last = np.array([traj.steps_done - 1])
     _, low, high = figures.chain_summary(traj, last)
