@@ -35,6 +35,13 @@ def gallery_items(examples: list[Example]) -> list[tuple]:
     return items
 
 
+def _map_image(label: str, elem_id: str) -> gr.Image:
+    """One map of "Where the model looked": at least 384 px, enlargeable, its title outside."""
+    return gr.Image(
+        label=label, show_label=False, interactive=False, height=400, buttons=IMAGE_BUTTONS, elem_id=elem_id
+    )
+
+
 def _title(text: str) -> gr.Markdown:
     return gr.Markdown(text, elem_classes="map-title")
 
@@ -142,27 +149,13 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     with gr.Row(equal_height=False):
         with gr.Column(min_width=340):
             _title("Original (the model's view of the image)")
-            original = gr.Image(
-                label="original",
-                show_label=False,
-                interactive=False,
-                height=400,
-                buttons=IMAGE_BUTTONS,
-                elem_id="original",
-            )
+            original = _map_image("original", "original")
         with gr.Column(min_width=340):
             _title("Heat map of the answer")
             heat_choice = gr.Radio(
                 list(maps.HEAT_MAPS), value=maps.DEFAULT_HEAT, show_label=False, elem_id="heat-choice"
             )
-            heat = gr.Image(
-                label="heat map",
-                show_label=False,
-                interactive=False,
-                height=400,
-                buttons=IMAGE_BUTTONS,
-                elem_id="heat",
-            )
+            heat = _map_image("heat map", "heat")
             gr.HTML(maps.colour_scale_html())
             opacity = gr.Slider(
                 0, 1, value=maps.DEFAULT_OPACITY, step=0.05, label="Opacity of the map", elem_id="opacity"
@@ -177,14 +170,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             )
         with gr.Column(min_width=340):
             _title("Regions of interest (1 = most attended)")
-            rois = gr.Image(
-                label="regions of interest",
-                show_label=False,
-                interactive=False,
-                height=400,
-                buttons=IMAGE_BUTTONS,
-                elem_id="rois",
-            )
+            rois = _map_image("regions of interest", "rois")
             crops = gr.Gallery(
                 label="The regions as the local network saw them (rank · attention weight)",
                 columns=6,

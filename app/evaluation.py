@@ -24,7 +24,7 @@ from diffmic.options import SamplingOptions
 
 from . import figures, report
 from .assets import class_index
-from .controls import sampling_options
+from .controls import sampling_options, upload_path
 from .errors import EXPECTED, UserError, error_markdown, on_error
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder
@@ -155,7 +155,7 @@ class Evaluation:
         """Metrics (Markdown), confusion matrix, per-image table, its CSV, and the error box."""
         from diffmic.data.archive import extracted_zip
 
-        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
+        path = upload_path(zip_file)
         if not path:
             raise UserError("upload a .zip of a labelled dataset first (or try the generated test images)")
         selection = self.registry.get(model_choice)
@@ -195,13 +195,7 @@ class Evaluation:
 
     def generated_button(self, model_choice: str) -> tuple:
         """The generated-images button and its sentence for a model."""
-        task = self.registry.task_of(model_choice)
-        if task is None:
-            try:
-                task = self.registry.get(model_choice).task
-            except Exception:  # noqa: BLE001 - an unloadable model: the button says why when pressed
-                task = None
-        note, usable = generated_note(task)
+        note, usable = generated_note(self.registry.task_of(model_choice))
         return gr.update(interactive=usable), note
 
     def _score(

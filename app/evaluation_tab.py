@@ -26,7 +26,7 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
         "`train_images/`. Class names must match the model's classes. The zip is checked before "
         "anything is extracted (no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
     )
-    note, usable = generated_note(registry.task_of(registry.default_choice()))
+    note, usable = generated_note(registry.task_of(registry.default_choice(), load=False))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             archive = gr.File(

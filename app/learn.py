@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffmic.hub import ModelLoadError
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICOutput, DiffMICPipeline, Prepared
 
@@ -125,16 +124,6 @@ class Lessons:
         self.settings = settings
 
     # ------------------------------------------------------------------ which images
-    def task_of(self, model_choice: str) -> str | None:
-        """The task of a model choice (without loading a bundled model), or None if it cannot load."""
-        task = self.registry.task_of(model_choice)
-        if task is not None:
-            return task
-        try:
-            return self.registry.get(model_choice).task
-        except ModelLoadError:
-            return None
-
     def image_choices(self, task: str | None) -> list[tuple[str, str]]:
         """(caption, path) of the examples of ``task``; a generated image when it has none."""
         examples = [e for e in list_examples(self.settings.assets_dir) if e.task == task]
@@ -145,7 +134,7 @@ class Lessons:
 
     def images_for(self, model_choice: str) -> dict:
         """The image menu for a model: its task's examples only, the first chosen."""
-        choices = self.image_choices(self.task_of(model_choice))
+        choices = self.image_choices(self.registry.task_of(model_choice))
         return gr.update(choices=choices, value=choices[0][1])
 
     def _image(self, example: Any, pipe: DiffMICPipeline) -> tuple[Image.Image, str | None]:

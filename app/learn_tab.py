@@ -18,7 +18,7 @@ FRAME_S = 0.3  # seconds between animation frames
 
 def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> None:
     """The Learn tab (inside ``tab``)."""
-    choices = lessons.image_choices(lessons.task_of(registry.default_choice()))
+    choices = lessons.image_choices(registry.task_of(registry.default_choice(), load=False))
     disclaimer()
     with gr.Row(equal_height=True):
         model = model_dropdown(registry, "learn-model")

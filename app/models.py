@@ -162,12 +162,19 @@ class ModelRegistry:
         config = self.config_of(choice)
         return config.timesteps if config else None
 
-    def task_of(self, choice: str) -> str | None:
-        """The task of a bundled model (its config's, else its folder name); None for a Hub repo."""
+    def task_of(self, choice: str, load: bool = True) -> str | None:
+        """The task of a model choice: a bundled model's from its config.json (no weights loaded; a
+        custom task saved in a task's folder counts as that task), a Hub model's once loaded (unless
+        ``load`` is False: building the page must not wait on the Hub); None when unknown."""
         config = self.config_of(choice)
-        if config is not None and config.task in TASKS:
+        if config is not None and (config.task in TASKS or choice not in TASKS):
             return config.task
-        return choice if choice in TASKS else (config.task if config else None)
+        if choice in TASKS or not load:
+            return choice if choice in TASKS else None
+        try:
+            return self.get(choice).task
+        except ModelLoadError:
+            return None
 
     def models_accepting(self, image: Any, task: str) -> list[str]:
         """The bundled models of other tasks whose distribution check accepts ``image`` (a decoded

@@ -112,6 +112,8 @@ def test_unreachable_hub_falls_back_to_the_bundled_model(registry):
     assert selection.pipe is registry.get("fundus").pipe
     assert "Could not load `someone/diffmic-fundus`" in selection.notice
     assert "bundled **fundus**" in selection.notice
+    assert registry.task_of("someone/diffmic-fundus") == "fundus"  # the model that answers
+    assert registry.task_of("someone/diffmic-fundus", load=False) is None  # building the page never waits
 
 
 def test_unknown_hub_repo_falls_back_with_the_reason(registry, monkeypatch):
