@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import TASKS
+from diffmic.tasks import TASKS
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".dcm")
 BROWSER_FORMATS = (".png", ".jpg", ".jpeg")
@@ -64,11 +64,7 @@ def class_index(label: str, class_names: list[str]) -> int | None:
 
 
 def _task_classes(task: str) -> list[str]:
-    try:
-        from diffmic.data.synthetic import TASKS as SYNTHETIC
-    except ImportError:
-        return []
-    return list(SYNTHETIC[task].class_names) if task in SYNTHETIC else []
+    return list(TASKS[task].class_names) if task in TASKS else []
 
 
 def _label(path: Path, task: str) -> str:

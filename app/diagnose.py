@@ -1,18 +1,17 @@
-"""Handlers of the Diagnose tab: the streamed run, the image preview, and the ``predict`` API.
+"""Handlers of the Diagnose tab: the streamed run, Stop, clearing stale results, redrawing the maps, and
+the ``predict`` API.
 
-``Diagnosis.run`` is a generator. It yields a first frame as soon as the once-per-image passes are done
-(the DCG maps and the prior), then at most one frame every ``STREAM_INTERVAL_S`` while the chain runs
-(only the trajectory, the bars and the counter change), then the final frame (label, summary,
-Grad-CAM, downloads). Every frame is a tuple in the order of ``OUTPUTS``; outputs a frame does not
-change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
+``Diagnosis.run`` maps the items of ``DiffMICPipeline.run`` to frames: the ``Prepared`` image gives the
+first frame (the image, the prior), the ``DenoiseState``\\ s give at most one frame every
+``STREAM_INTERVAL_S`` (trajectory, counter), and the ``DiffMICOutput`` gives the final frame
+(answer card, maps, details, downloads). Every frame is a tuple in the order of ``OUTPUTS``; outputs a
+frame does not change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,97 +19,52 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from diffmic.explain import draw_rois, overlay, roi_patches
-from diffmic.hub import ModelLoadError
-from diffmic.imageio import ImageLoadError, load_image
-from diffmic.model import DiffMIC, Prediction, Prepared
+from diffmic.chain import DenoiseState
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICOutput, Prepared
+from diffmic.tasks import TASKS
+from diffmic.trajectory import Trajectory
 
-from . import figures, report
+from . import figures, maps, report
+from .controls import read_upload, sampling_options, upload_path
+from .errors import UserError, error_markdown, on_error, raise_api_error
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder, slug
 from .publication import trajectory_png
-from .settings import MAX_SAMPLES, STREAM_INTERVAL_S
-from .trajectory import Trajectory
-
-log = logging.getLogger(__name__)
+from .runs import RunControl, session_of
+from .settings import STREAM_INTERVAL_S
 
 OUTPUTS = (
     "counter",
+    "ood",
+    "answer",
     "trajectory",
+    "look_for",
     "bars",
-    "saliency",
+    "glossary",
+    "original",
+    "heat",
     "rois",
     "crops",
-    "gradcam",
-    "label",
-    "summary",
+    "details",
     "downloads",
     "json",
+    "maps",
     "error",
     "notice",
 )
 PREVIEW_SIDE = 512
-DISPLAY_SIDE = 384
-
-
-class UserError(ValueError):
-    """A problem with the request that the page shows as is."""
-
-
-@dataclass(frozen=True)
-class RunParams:
-    """Validated sampling settings of one request."""
-
-    sampler: str  # "ddpm" | "ddim"
-    steps: int | None  # None = all T steps
-    samples: int
-    seed: int
-
-
-def check_params(model: DiffMIC, sampler: Any, steps: Any, samples: Any, seed: Any) -> RunParams:
-    """Validate the controls against the model; ``steps`` of 0/None means all T (as the CLI)."""
-    name = str(sampler or "ddpm").strip().lower()
-    if name not in ("ddpm", "ddim"):
-        raise UserError(f"unknown sampler {sampler!r}; use DDPM or DDIM")
-    T = model.config.timesteps
-    try:
-        n_steps = None if steps in (None, "") or int(steps) <= 0 else int(steps)
-        n_samples = int(samples) if samples not in (None, "") else 1
-        n_seed = int(seed) if seed not in (None, "") else 0
-    except (TypeError, ValueError) as err:
-        raise UserError("steps, samples and seed must be whole numbers") from err
-    if n_steps is not None and n_steps > T:
-        raise UserError(f"this model has T = {T} timesteps, so at most {T} steps (got {n_steps})")
-    if not 1 <= n_samples <= MAX_SAMPLES:
-        raise UserError(f"samples must be between 1 and {MAX_SAMPLES} (got {n_samples})")
-    if not 0 <= n_seed < 2**63:
-        raise UserError("the seed must be a non-negative whole number")
-    return RunParams(name, n_steps, n_samples, n_seed)
-
-
-def upload_path(file: Any) -> str | None:
-    """The path of an upload: gr.File gives a path; an API payload may be a dict holding one."""
-    if isinstance(file, dict):
-        file = file.get("path")
-    return str(file) if file else None
-
-
-def read_upload(file: Any) -> Image.Image:
-    """The uploaded file as an RGB image, or a UserError saying what is wrong with it."""
-    file = upload_path(file)
-    if not file:
-        raise UserError("upload an image (PNG, JPEG or DICOM) or pick an example first")
-    try:
-        return load_image(str(file))
-    except ImageLoadError as err:
-        raise UserError(f"{Path(str(file)).name}: {err}") from err
-
-
-def upscale(image: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """Resize a small map for display, so all the maps show at the same size."""
-    if image.shape[0] == side:
-        return image
-    return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR))
+WAITING = "*Run to see the answer here.*"
+LOOK_FOR = {
+    "ddpm": (
+        "**What to look for:** near t = T the label is mostly noise, so the runs jump around the prior; "
+        "as t falls the noise is taken out and the runs settle on the answer."
+    ),
+    "ddim": (
+        "**What to look for:** DDIM walks a smooth, deterministic path from the prior to the answer in "
+        "a few steps; the runs differ only in where they started."
+    ),
+}
 
 
 def frame(**values: Any) -> tuple:
@@ -121,13 +75,43 @@ def frame(**values: Any) -> tuple:
     return tuple(values.get(name, gr.skip()) for name in OUTPUTS)
 
 
-def error_frame(message: str) -> tuple:
-    """Show the message in the error box (and a toast), leave the rest of the page as it was."""
-    gr.Warning(message)
-    return frame(
-        error=gr.update(value=report.error_markdown(message), visible=True),
+def hidden() -> dict:
+    """An empty, hidden Markdown box."""
+    return gr.update(value="", visible=False)
+
+
+def cleared(**values: Any) -> tuple:
+    """Every result emptied (the inputs changed or the run failed); ``values`` override."""
+    empty = dict(
         counter="",
+        ood=hidden(),
+        answer=WAITING,
+        trajectory=figures.empty_figure("Run to see the label being denoised"),
+        look_for="",
+        bars=figures.empty_figure("Probabilities", 300),
+        glossary="",
+        original=None,
+        heat=None,
+        rois=None,
+        crops=[],
+        details="",
+        downloads=None,
+        json=None,
+        maps=None,
+        error=hidden(),
+        notice="",
     )
+    return frame(**{**empty, **values})
+
+
+def error_frame(message: str) -> tuple:
+    """The message in the error box, the stale results cleared."""
+    return cleared(error=gr.update(value=error_markdown(message), visible=True))
+
+
+def look_for(sampler: str, samples: int) -> str:
+    """The one line under the trajectory: what to look for, and what the lines and bands are."""
+    return f"{LOOK_FOR[sampler]} {figures.band_note(samples)}"
 
 
 class Diagnosis:
@@ -136,156 +120,219 @@ class Diagnosis:
     def __init__(self, registry: ModelRegistry, interval_s: float = STREAM_INTERVAL_S):
         self.registry = registry
         self.interval_s = interval_s
+        self.control = RunControl()
 
-    # ------------------------------------------------------------------ preview
-    def preview(self, file: Any) -> tuple:
-        """The uploaded image for display, or a clear message when it cannot be read."""
+    # ------------------------------------------------------------------ inputs changed, Stop
+    def preview(self, file: Any, request: gr.Request | None = None) -> tuple:
+        """A new upload: the image for display (or what is wrong with it), and every old result cleared."""
+        self.control.shown(session_of(request), image=upload_path(file) or "")
         if not file:
-            return None, gr.update(value="", visible=False)
+            return (None, *cleared())
         try:
             image = read_upload(file)
-        except UserError as err:
+        except UserError as err:  # shown in the error box right under the upload
             gr.Warning(str(err))
-            return None, gr.update(value=report.error_markdown(str(err)), visible=True)
+            return (None, *error_frame(str(err)))
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        return np.asarray(image), gr.update(value="", visible=False)
+        return (np.asarray(image), *cleared())
+
+    def model_changed(self, model: str, request: gr.Request | None = None) -> tuple:
+        """Another model: the old results no longer apply."""
+        self.control.shown(session_of(request), model=model)
+        return cleared()
+
+    def arm(self, request: gr.Request | None = None) -> tuple[int, str]:
+        """Run was pressed: the stop token of the run about to be queued (see ``runs.RunControl``), and
+        the counter says it is starting."""
+        return self.token(request), "*Starting…*"
+
+    def token(self, request: gr.Request | None = None) -> int:
+        """The stop token alone (the sampler switch re-runs without touching the counter first)."""
+        return self.control.token(session_of(request))
+
+    def stop(self, request: gr.Request | None = None) -> None:
+        """Ask this session's run to stop; it answers with "Stopped at step N of T"."""
+        self.control.stop(session_of(request))
 
     # ------------------------------------------------------------------ the streamed run
-    def run(self, image: Any, model: str, sampler: str, steps: Any, samples: Any, seed: Any) -> Iterator:
-        """Stream a diagnosis: first frame (maps, prior), throttled trajectory frames, final frame."""
-        start = time.perf_counter()
-        try:
-            picture = read_upload(image)
-            selection = self.registry.get(model)
-            params = check_params(selection.model, sampler, steps, samples, seed)
-        except (UserError, ModelLoadError) as err:
-            yield error_frame(str(err))
+    @on_error(error_frame, "run")
+    def run(
+        self,
+        image: Any,
+        model: str,
+        sampler: str,
+        steps: Any,
+        samples: Any,
+        seed: Any,
+        token: int | None = None,
+        request: gr.Request | None = None,
+    ) -> Iterator[tuple]:
+        """Stream a diagnosis: first frame (image, prior), throttled step frames, final frame."""
+        session = session_of(request)
+        token = self.control.token(session) if token is None else int(token)
+        picture = read_upload(image)
+        selection = self.registry.get(model)
+        options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
+        path = upload_path(image) or ""
+        self.control.shown(session, image=path, model=model)  # what the page shows while this run lasts
+
+        def verdict() -> str | None:
+            return self.control.verdict(session, token, image=path, model=model)
+
+        yield from self._stream(picture, selection, options, Path(path or "image").stem, verdict)
+
+    def rerun(
+        self,
+        shown: Any,
+        image: Any,
+        model: str,
+        sampler: str,
+        steps: Any,
+        samples: Any,
+        seed: Any,
+        token: int | None = None,
+        request: gr.Request | None = None,
+    ) -> Iterator[tuple]:
+        """The run again after the sampler switch on the figure, if a result is shown; else nothing."""
+        if shown is None:
+            yield frame()
             return
-        try:
-            name = Path(upload_path(image) or "image").stem
-            yield from self._stream(picture, selection, params, start, name)
-        except Exception as err:  # never let a bug crash the page: say what happened
-            log.exception("diagnosis failed")
-            yield error_frame(f"the run failed ({type(err).__name__}: {err})")
+        yield from self.run(image, model, sampler, steps, samples, seed, token, request)
 
     def _stream(
-        self, image: Image.Image, sel: Selection, params: RunParams, start: float, name: str
-    ) -> Iterator:
-        model = sel.model
-        prepared = model.prepare(image)
-        g = prepared.guidance
-        names = model.config.class_names
-        t_max = model.config.timesteps - 1
-        traj = Trajectory(names, params.samples, g.fused_prior[0].cpu().numpy())
-        yield frame(
-            counter=report.counter_markdown(0, 0, None, time.perf_counter() - start),
-            trajectory=figures.trajectory_figure(traj, t_max),
-            bars=figures.probability_bars(names, traj.prior, title="Fused prior (start of the chain)"),
-            **self._maps(prepared),
-            gradcam=None,
-            label=None,
-            summary="*Denoising the label…*",
-            downloads=None,
-            json=None,
-            error=gr.update(value="", visible=False),
-            notice=report.notice_markdown(sel.notice, sel.loaded.source),
-        )
-        last_sent = time.perf_counter()
-        state = None
-        for state in model.stream(
-            prepared, sampler=params.sampler, steps=params.steps, samples=params.samples, seed=params.seed
-        ):
-            traj.record(state)
-            if not state.is_last and time.perf_counter() - last_sent >= self.interval_s:
-                yield self._progress_frame(traj, t_max, state.t, start)
+        self,
+        image: Image.Image,
+        sel: Selection,
+        options: SamplingOptions,
+        name: str,
+        verdict: Callable[[], str | None],
+    ) -> Iterator[tuple]:
+        names = sel.pipe.config.class_names
+        labels = [report.full_name(sel.task, n) for n in names]
+        T = sel.pipe.config.timesteps
+        traj: Trajectory | None = None
+        last_sent = 0.0
+        for item in sel.pipe.run(image, options, explain=True):
+            halt = verdict()
+            if halt == "stale":
+                return
+            if halt == "stopped":
+                done = traj.steps_done if traj else 0
+                yield frame(
+                    counter=report.stopped_markdown(done, traj.total if traj and traj.total else T),
+                    answer="*Stopped before the end of the chain: no answer.*",
+                )
+                return
+            if isinstance(item, Prepared):
+                prior = item.conditioning.prior(options.prior)[0].cpu().numpy()
+                traj = Trajectory(names, options.samples, prior)
+                yield self._first_frame(sel, item, traj, options, labels, T)
                 last_sent = time.perf_counter()
-        pred = model.summarise(g, state, params.sampler, params.seed, time.perf_counter() - start)
-        yield self._final_frame(sel, prepared, image, traj, pred, t_max, start, name)
+            elif isinstance(item, DenoiseState):
+                traj.record(item)
+                if not item.is_last and time.perf_counter() - last_sent >= self.interval_s:
+                    yield self._step_frame(traj, item, labels, T)
+                    last_sent = time.perf_counter()
+            elif isinstance(item, DiffMICOutput):
+                yield self._final_frame(sel, image, item, labels, name)
 
     @staticmethod
-    def _maps(prepared: Prepared) -> dict[str, Any]:
-        g = prepared.guidance
-        boxes, attention = g.boxes[0].cpu().numpy(), g.attention[0].cpu().numpy()
-        crops = roi_patches(prepared.pixels, boxes, attention)
-        order = np.argsort(-attention)  # roi_patches' order: most attended first
-        return dict(
-            saliency=upscale(overlay(prepared.pixels, g.class_saliency()[0].cpu().numpy())),
-            rois=upscale(draw_rois(prepared.pixels, boxes, attention)),
-            crops=[(c, f"#{k + 1}: {attention[k]:.2f}") for (c, _), k in zip(crops, order, strict=True)],
+    def _first_frame(
+        sel: Selection,
+        prepared: Prepared,
+        traj: Trajectory,
+        options: SamplingOptions,
+        labels: list[str],
+        T: int,
+    ) -> tuple:
+        return cleared(
+            counter=report.counter_markdown(0, 0, None),
+            answer="*Denoising the label…*",
+            trajectory=figures.trajectory_figure(traj, T, labels=labels),
+            look_for=look_for(options.sampler, options.samples),
+            bars=figures.probability_bars(
+                traj.class_names, traj.prior, labels=labels, title="Prior (the start)"
+            ),
+            glossary=report.glossary_markdown(sel.task),
+            original=maps.original(prepared.pixels),
+            notice=report.notice_markdown(sel.notice, sel.source),
         )
 
     @staticmethod
-    def _progress_frame(traj: Trajectory, t_max: int, t: int, start: float) -> tuple:
+    def _step_frame(traj: Trajectory, state: DenoiseState, labels: list[str], T: int) -> tuple:
+        """Only the counter and the trajectory: a slow browser must keep up with the stream."""
         return frame(
-            counter=report.counter_markdown(traj.steps_done, traj.total, t, time.perf_counter() - start),
-            trajectory=figures.trajectory_figure(traj, t_max),
-            bars=figures.probability_bars(
-                traj.class_names, traj.current, traj.prior, traj.low[-1], traj.high[-1], title=f"At t = {t}"
-            ),
+            counter=report.counter_markdown(traj.steps_done, traj.total, state.t),
+            trajectory=figures.trajectory_figure(traj, T, labels=labels),
         )
 
     def _final_frame(
-        self,
-        sel: Selection,
-        prepared: Prepared,
-        image: Image.Image,
-        traj: Trajectory,
-        pred: Prediction,
-        t_max: int,
-        start: float,
-        name: str,
+        self, sel: Selection, image: Image.Image, output: DiffMICOutput, labels: list[str], name: str
     ) -> tuple:
-        heat = sel.loaded.grad_cam(np.asarray(image), pred.label_index, network="global")
-        files = write_downloads(traj, pred, sel.loaded.source, t_max, name)
-        elapsed = time.perf_counter() - start
+        traj = output.trajectory
+        T = sel.pipe.config.timesteps
+        ood = hidden()
+        if output.ood.get("flagged"):
+            accepting = self.registry.models_accepting(image, sel.task)
+            suggestions = [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
+            ood = gr.update(value=report.ood_markdown(sel.task, suggestions), visible=True)
+        data = maps.map_data(output)
         return frame(
-            counter=report.counter_markdown(traj.steps_done, traj.total, 0, elapsed, finished=True),
-            trajectory=figures.trajectory_figure(traj, t_max),
-            bars=figures.probability_bars(
-                traj.class_names,
-                traj.current,
-                traj.prior,
-                traj.low[-1],
-                traj.high[-1],
-                title="Final probabilities",
-            ),
-            gradcam=upscale(overlay(prepared.pixels, heat)),
-            label=pred.probabilities,
-            summary=report.summary_markdown(pred, sel.loaded.source),
-            downloads=[str(p) for p in files],
-            json=pred.to_json(),
+            counter=report.done_markdown(output.steps, output.seconds),
+            ood=ood,
+            answer=report.answer_markdown(output, sel.task),
+            trajectory=figures.trajectory_figure(traj, T, labels=labels),
+            bars=_bars(traj, labels, "Final probabilities"),
+            heat=maps.heat_image(data, maps.DEFAULT_HEAT, maps.DEFAULT_OPACITY),
+            rois=maps.roi_image(output),
+            crops=maps.roi_crops(output),
+            details=report.details_markdown(output, sel.task, sel.source),
+            downloads=[str(p) for p in write_downloads(output, sel.source, name, T)],
+            json=output.to_json(),
+            maps=data,
         )
 
+    # ------------------------------------------------------------------ map controls
+    @staticmethod
+    def redraw_heat(data: maps.MapData | None, which: str, opacity: float) -> Any:
+        """The heat map again, with another map or opacity (no new run)."""
+        return maps.heat_image(data, which, opacity) if data is not None else gr.skip()
+
     # ------------------------------------------------------------------ API
+    @on_error(raise_api_error, "prediction", toast=False)
     def predict(
         self, image: Any, model: str, sampler: str = "ddpm", steps: Any = 0, samples: Any = 1, seed: Any = 0
     ) -> dict:
-        """The ``predict`` endpoint: the same JSON as ``python -m diffmic predict --json``."""
-        try:
-            picture = read_upload(image)
-            selection = self.registry.get(model)
-            params = check_params(selection.model, sampler, steps, samples, seed)
-        except (UserError, ModelLoadError) as err:
-            raise gr.Error(str(err)) from err
+        """The ``predict`` endpoint: ``DiffMICOutput.to_json()``, as ``python -m diffmic predict --json``."""
+        picture = read_upload(image)
+        selection = self.registry.get(model)
+        options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
         if selection.notice:
             gr.Warning(selection.notice.replace("**", "").replace("`", ""))
-        result = selection.model.predict(
-            picture, sampler=params.sampler, steps=params.steps, samples=params.samples, seed=params.seed
-        )
-        return result.to_json()
+        return selection.pipe(picture, options).to_json()
 
 
-def write_downloads(traj: Trajectory, pred: Prediction, source: str, t_max: int, name: str) -> list[Path]:
+def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
+    """The bars at the latest step: mean of the runs, whiskers their middle half, the prior."""
+    last = np.array([traj.steps_done - 1])
+    _, low, high = figures.chain_summary(traj, last)
+    return figures.probability_bars(
+        traj.class_names, traj.current, traj.prior, low[0], high[0], title, labels
+    )
+
+
+def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> list[Path]:
     """Write the trajectory as CSV, JSON and a PNG figure into a new folder; returns the three paths."""
+    traj, opts = output.trajectory, output.options
     folder = new_run_folder("diagnose")
-    stem = f"diffmic-{slug(name)}-{pred.sampler}-{pred.steps}steps-seed{pred.seed}"
+    stem = f"diffmic-{slug(name)}-{opts.sampler}-{output.steps}steps-seed{opts.seed}"
     csv_path = folder / f"{stem}.csv"
     csv_path.write_text(traj.to_csv())
     json_path = folder / f"{stem}.json"
-    json_path.write_text(traj.to_json({"model": source, "prediction": pred.to_json()}))
+    json_path.write_text(traj.to_json({"model": source, "prediction": output.to_json()}))
     title = (
-        f"DiffMIC ({source}): {pred.sampler.upper()}, {pred.steps} steps, "
-        f"{pred.samples} samples → {pred.label}"
+        f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
+        f"{opts.samples} runs → {output.label}"
     )
-    png_path = trajectory_png(traj, folder / f"{stem}.png", t_max, title)
+    png_path = trajectory_png(traj, folder / f"{stem}.png", T, title)
     return [csv_path, json_path, png_path]

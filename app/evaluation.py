@@ -1,34 +1,34 @@
-"""Handler of the Evaluate tab: a zipped labelled dataset in, metrics, a confusion matrix and a table out.
+"""Handlers of the Evaluate tab: a zipped labelled dataset, or generated test images, in; metrics, a
+confusion matrix and a per-image table out.
 
 The zip is checked and extracted by ``diffmic.data.archive.extracted_zip`` (into a temporary folder that
 is removed afterwards), read by ``diffmic.data.readers.read_dataset`` (a folder per class, ISIC 2018 or
 APTOS 2019 CSV + images), and scored by ``diffmic.evaluate.evaluate``; its tqdm bar drives the page's
-progress bar.
+progress bar. Visitors without a dataset can score held-out generated images of a built-in task
+(``diffmic.data.datasets.synthetic_splits``).
 """
 
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import torch
+from torch.utils.data import Dataset
 
 from diffmic.data.datasets import FileDataset
-from diffmic.hub import ModelLoadError
 from diffmic.imageio import ImageLoadError
+from diffmic.options import SamplingOptions
 
 from . import figures, report
 from .assets import class_index
-from .diagnose import UserError, check_params
-from .models import ModelRegistry
+from .controls import sampling_options, upload_path
+from .errors import EXPECTED, UserError, error_markdown, on_error
+from .models import ModelRegistry, Selection
 from .outputs import new_run_folder
-from .settings import DEFAULT_DDIM_STEPS, EVAL_MAX_IMAGES, MAX_STEPS
-from .widgets import disclaimer, error_box, model_dropdown, show_error
-
-log = logging.getLogger(__name__)
+from .settings import EVAL_MAX_IMAGES, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 
 METHOD_NAMES = {
     "diffmic": "**DiffMIC**",
@@ -37,8 +37,9 @@ METHOD_NAMES = {
     "local": "local prior",
 }
 TABLE_HEADERS = ["file", "true class", "predicted class", "correct"]
-N_OUTPUTS = 5
-COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["38%", "18%", "18%", "14%", "12%"]}
+COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["33%", "18%", "18%", "18%", "13%"]}
+# what a dataset can get wrong: the archive and reader errors say what, in a sentence
+DATA_ERRORS = (*EXPECTED, ValueError, FileNotFoundError)
 
 
 class NamedFileDataset(FileDataset):
@@ -66,14 +67,15 @@ def map_labels(dataset_classes: list[str], model_classes: list[str]) -> list[int
     return [class_index(name, model_classes) for name in dataset_classes]
 
 
-def metrics_markdown(result: dict[str, Any], model_source: str, skipped: str) -> str:
+def metrics_markdown(result: dict[str, Any], what: str, source: str, skipped: str) -> str:
     """Headline metrics of DiffMIC and of its priors."""
     kappa = "quadratic-weighted κ" if result["diffmic"].get("kappa_weights") == "quadratic" else "Cohen's κ"
+    steps = result["steps"] or "all T"
     lines = [
         f"### Accuracy {result['diffmic']['accuracy']:.3f} · macro-F1 {result['diffmic']['macro_f1']:.3f} · "
         f"{kappa} {result['diffmic']['kappa']:.3f}",
-        f"{result['n']} images · {model_source} · {str(result['sampler']).upper()}, {result['steps']} steps, "
-        f"{result['samples']} sample(s)" + (f" · {skipped}" if skipped else ""),
+        f"{result['n']} {what} · {source} · {str(result['sampler']).upper()}, {steps} steps, "
+        f"{result['samples']} run(s) per image" + (f" · {skipped}" if skipped else ""),
         "",
         f"| method | accuracy | macro-F1 | {kappa} | ECE |",
         "|---|---:|---:|---:|---:|",
@@ -84,16 +86,63 @@ def metrics_markdown(result: dict[str, Any], model_source: str, skipped: str) ->
             f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
             f"{m['kappa']:.3f} | {m['ece']:.3f} |"
         )
-    lines += ["", report.disclaimer_markdown()]
+    lines += [
+        "",
+        "ECE: expected calibration error (0 = the probabilities are honest).",
+        "",
+        report.disclaimer_markdown(),
+    ]
     return "\n".join(lines)
 
 
+def cleared(error: str | None = None) -> tuple:
+    """Every result emptied (new inputs, or a failure whose message ``error`` is shown)."""
+    box = (
+        gr.update(value=error_markdown(error), visible=True) if error else gr.update(value="", visible=False)
+    )
+    return (
+        "",
+        figures.empty_figure("Confusion matrix", 420),
+        gr.update(value=[], headers=TABLE_HEADERS),
+        None,
+        box,
+    )
+
+
+def error_outputs(message: str) -> tuple:
+    """The outputs of a failed evaluation: the message, no stale results."""
+    return cleared(message)
+
+
+def generated_note(task: str | None) -> tuple[str, bool]:
+    """The sentence beside "Try it on generated test images", and whether the button works for ``task``."""
+    from diffmic.data.synthetic import TASKS as GENERATORS
+
+    if task in GENERATORS:
+        return (
+            f"No dataset at hand? Score {GENERATED_TEST_IMAGES} generated {task} test images, never used "
+            "in training (takes a little while on a CPU).",
+            True,
+        )
+    return (
+        "Generated test images exist only for the built-in tasks (fundus, derm, placenta); "
+        "this model's task is not one of them, so upload a labelled zip.",
+        False,
+    )
+
+
 class Evaluation:
-    """The Evaluate tab's handler, bound to a model registry."""
+    """The Evaluate tab's handlers, bound to a model registry."""
 
     def __init__(self, registry: ModelRegistry):
         self.registry = registry
 
+    def _options(self, selection: Selection, sampler: str, steps: Any, samples: Any) -> SamplingOptions:
+        return sampling_options(
+            sampler, steps, samples, 0, selection.pipe.config.timesteps, max_samples=MAX_EVAL_SAMPLES
+        )
+
+    @on_error(error_outputs, "evaluation", DATA_ERRORS)
     def run(
         self,
         zip_file: Any,
@@ -104,57 +153,76 @@ class Evaluation:
         progress: gr.Progress = gr.Progress(track_tqdm=True),
     ) -> tuple:
         """Metrics (Markdown), confusion matrix, per-image table, its CSV, and the error box."""
-        try:
-            return self._run(zip_file, model_choice, sampler, steps, samples, progress)
-        except (UserError, ModelLoadError, ValueError, FileNotFoundError) as err:
-            message = str(err)
-        except Exception as err:
-            log.exception("evaluation failed")
-            message = f"the evaluation failed ({type(err).__name__}: {err})"
-        gr.Warning(message)
-        return show_error(N_OUTPUTS, message)
-
-    def _run(
-        self, zip_file: Any, model_choice: str, sampler: str, steps: Any, samples: Any, progress
-    ) -> tuple:
         from diffmic.data.archive import extracted_zip
-        from diffmic.evaluate import evaluate
 
-        path = zip_file.get("path") if isinstance(zip_file, dict) else zip_file
+        path = upload_path(zip_file)
         if not path:
-            raise UserError("upload a .zip of a labelled dataset first")
+            raise UserError("upload a .zip of a labelled dataset first (or try the generated test images)")
         selection = self.registry.get(model_choice)
-        model = selection.model
-        params = check_params(model, sampler, steps, samples, 0)
+        options = self._options(selection, sampler, steps, samples)
         progress(0, desc="checking and extracting the zip")
         with extracted_zip(path) as folder:
             root = dataset_root(folder)
-            dataset, rel_paths, skipped = self._dataset(
-                root, model.config.class_names, model.config.image_size
+            dataset, names, skipped = self._dataset(root, selection)
+            return self._score(selection, dataset, names, options, "images", skipped)
+
+    @on_error(error_outputs, "evaluation", DATA_ERRORS)
+    def run_generated(
+        self,
+        model_choice: str,
+        sampler: str,
+        steps: Any,
+        samples: Any,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple:
+        """The same results on held-out generated test images of the model's (built-in) task."""
+        from diffmic.data.datasets import synthetic_splits
+
+        selection = self.registry.get(model_choice)
+        note, usable = generated_note(selection.task)
+        if not usable:
+            raise UserError(note)
+        options = self._options(selection, sampler, steps, samples)
+        progress(0, desc=f"generating {GENERATED_TEST_IMAGES} test images")
+        splits = synthetic_splits(selection.task, 0, GENERATED_TEST_IMAGES, selection.pipe.config.input_size)
+        model_classes = list(selection.pipe.config.class_names)
+        if [class_index(n, model_classes) for n in splits.class_names] != list(range(len(model_classes))):
+            raise UserError(
+                f"this model's classes ({', '.join(model_classes)}) are not the {selection.task} task's"
             )
-            result = evaluate(
-                model,
-                dataset,
-                sampler=params.sampler,
-                steps=params.steps,
-                samples=params.samples,
-                seed=0,
-                batch_size=16,
-                progress=True,
-            )
-        names = model.config.class_names
-        headers, rows = per_image_rows(result, rel_paths, names)
+        names = [f"generated #{i + 1}" for i in range(len(splits.test))]
+        return self._score(selection, splits.test, names, options, "generated test images", "")
+
+    def generated_button(self, model_choice: str) -> tuple:
+        """The generated-images button and its sentence for a model."""
+        note, usable = generated_note(self.registry.task_of(model_choice))
+        return gr.update(interactive=usable), note
+
+    def _score(
+        self,
+        selection: Selection,
+        dataset: Dataset,
+        names: list[str],
+        options: SamplingOptions,
+        what: str,
+        skipped: str,
+    ) -> tuple:
+        from diffmic.evaluate import evaluate
+
+        result = evaluate(selection.pipe, dataset, options, batch_size=16, progress=True)
+        classes = list(selection.pipe.config.class_names)
+        headers, rows = per_image_rows(result, names, classes)
         csv_path = new_run_folder("evaluate") / "diffmic-evaluation.csv"
         with csv_path.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(headers)
             writer.writerows(rows)
-        notice = f"\n\n⚠️ {selection.notice}" if selection.notice else ""
+        notice = f"\n\n**Note:** {selection.notice}" if selection.notice else ""
         return (
-            metrics_markdown(result, selection.loaded.source, skipped) + notice,
-            figures.confusion_figure(result["diffmic"]["confusion_matrix"], names),
+            metrics_markdown(result, what, selection.source, skipped) + notice,
+            figures.confusion_figure(result["diffmic"]["confusion_matrix"], classes),
             gr.update(
-                value=[[*r[:-1], "✓" if r[-1] else "✗"] for r in rows],
+                value=[[*r[:-1], "yes" if r[-1] else "no"] for r in rows],
                 headers=headers,
                 column_widths=COLUMN_WIDTHS[len(headers)],
             ),
@@ -163,9 +231,10 @@ class Evaluation:
         )
 
     @staticmethod
-    def _dataset(root: Path, model_classes: list[str], size: int) -> tuple[NamedFileDataset, list[str], str]:
+    def _dataset(root: Path, selection: Selection) -> tuple[NamedFileDataset, list[str], str]:
         from diffmic.data.readers import read_dataset
 
+        model_classes = list(selection.pipe.config.class_names)
         data = read_dataset(root)
         mapping = map_labels(list(data.class_names), model_classes)
         keep = [r for r in data.records if mapping[r.label] is not None]
@@ -184,7 +253,7 @@ class Evaluation:
         paths = [r.path for r in keep]
         labels = [int(mapping[r.label]) for r in keep]  # type: ignore[arg-type]
         rel = [p.relative_to(root).as_posix() for p in paths]
-        return NamedFileDataset(paths, labels, size), rel, skipped
+        return NamedFileDataset(paths, labels, selection.pipe.config.input_size), rel, skipped
 
 
 def per_image_rows(
@@ -195,56 +264,6 @@ def per_image_rows(
     headers = TABLE_HEADERS[:3] + (["probability"] if probs is not None else []) + TABLE_HEADERS[3:]
     rows = []
     for i, (true, pred) in enumerate(zip(result["labels"], result["predictions"], strict=True)):
-        extra = [round(float(probs[i][pred]), 4)] if probs is not None else []
+        extra = [round(float(probs[i][pred]), 3)] if probs is not None else []
         rows.append([rel_paths[i], names[true], names[pred], *extra, bool(true == pred)])
     return headers, rows
-
-
-def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
-    """The Evaluate tab's layout and events (inside a gr.Tab)."""
-    disclaimer()
-    gr.Markdown(
-        "Upload a **.zip** of a labelled dataset: one folder per class (`Moderate/img1.png`, …), an "
-        "ISIC 2018 ground-truth CSV with its images, or an APTOS 2019 `train.csv` with "
-        "`train_images/`. Class names must match the model's classes. The zip is checked before "
-        "anything is extracted (no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
-    )
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            archive = gr.File(
-                label="Dataset (.zip)", file_types=[".zip"], type="filepath", elem_id="eval-zip"
-            )
-        with gr.Column(scale=2, min_width=360):
-            model = model_dropdown(registry, "eval-model")
-            with gr.Row():
-                sampler = gr.Radio(["DDPM", "DDIM"], value="DDIM", label="Sampler")
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_DDIM_STEPS, step=1, label="Steps")
-                samples = gr.Slider(1, 16, value=1, step=1, label="Samples per image")
-            run = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
-    error = error_box("eval-error")
-    metrics = gr.Markdown("", elem_id="eval-metrics")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
-            confusion = gr.Plot(
-                figures.empty_figure("Confusion matrix", 420), label="Confusion matrix", elem_id="confusion"
-            )
-        with gr.Column(scale=3, min_width=360):
-            table = gr.Dataframe(
-                headers=["file", "true class", "predicted class", "correct"],
-                interactive=False,
-                wrap=True,
-                column_widths=["46%", "21%", "21%", "12%"],
-                max_height=420,
-                label="Per-image results",
-                elem_id="eval-table",
-            )
-    table_csv = gr.File(label="Per-image results (CSV)", interactive=False, elem_id="eval-csv")
-    run.click(
-        evaluation.run,
-        [archive, model, sampler, steps, samples],
-        [metrics, confusion, table, table_csv, error],
-        api_visibility="undocumented",
-        api_name="evaluate",
-        concurrency_limit=1,
-        concurrency_id="evaluate",
-    )

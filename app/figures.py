@@ -1,7 +1,8 @@
-"""Plotly figures of the app: the trajectory, the probability bars, the confusion matrix, the forward process.
+"""Plotly figures of the app: the trajectory, the probability bars, the confusion matrix, a blank figure.
 
-Figures are kept light for streaming: at most ~250 points per line, the stochastic samples as one
-min–max band per class (a single filled polygon), and no per-sample traces.
+The trajectory shows what a student should see: per class the median over the runs and the band of
+the middle half of them (interquartile range), starting at the prior where the chain starts (t = T).
+Figures stay light for streaming: at most ~250 points per line, one filled polygon per band.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .trajectory import Trajectory
+from diffmic.trajectory import Trajectory
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-FONT = dict(family="Inter, system-ui, sans-serif", size=13)
+# System fonts only: they render offline and on every platform without downloading anything.
+FONT_STACK = (
+    'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", '
+    '"Liberation Sans", "DejaVu Sans", sans-serif'
+)
+FONT = dict(family=FONT_STACK, size=13)
 
 
 def class_colour(i: int) -> str:
@@ -34,7 +40,7 @@ def base_layout(title: str, height: int, **extra) -> dict:
     layout = dict(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
         height=height,
-        margin=dict(l=55, r=15, t=45, b=45),
+        margin=dict(l=55, r=15, t=45 if title else 20, b=45),
         font=FONT,
         plot_bgcolor="white",
         paper_bgcolor="white",
@@ -48,31 +54,56 @@ def axis(title: str, **extra) -> dict:
     return dict(title=dict(text=title), gridcolor="#e5e7eb", zeroline=False, linecolor="#9ca3af", **extra)
 
 
+def legend_below() -> dict:
+    """A horizontal legend under the plot, in the figure's own space (never over the axis title)."""
+    return dict(orientation="h", yref="container", yanchor="bottom", y=0.01, x=0, font=dict(size=12))
+
+
 def empty_figure(message: str, height: int = 340) -> go.Figure:
-    """A blank figure with a centred message (before a run)."""
+    """A blank figure with a centred message (before a run, or after the inputs changed)."""
     layout = base_layout("", height, xaxis=dict(visible=False), yaxis=dict(visible=False))
     layout["annotations"] = [dict(text=message, showarrow=False, font=dict(size=14, color="#6b7280"))]
     return go.Figure(layout=layout)
 
 
+def chain_summary(traj: Trajectory, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, 25th and 75th percentile over the runs (steps, C) at the steps ``idx``."""
+    probs = traj.probs[: traj.steps_done][idx]
+    low, median, high = np.percentile(probs, [25, 50, 75], axis=1)
+    return median, low, high
+
+
 def trajectory_figure(
-    traj: Trajectory, t_max: int, title: str = "", prior_label: str = "fused prior", height: int = 360
+    traj: Trajectory,
+    T: int,
+    title: str = "",
+    prior_label: str = "prior",
+    labels: Sequence[str] | None = None,
+    height: int = 380,
 ) -> go.Figure:
-    """Every class's probability against the timestep, with the sample band and the prior at t = T."""
+    """Every class's probability against t, from the prior at t = T down to the answer at t = 0.
+
+    Line: the median over the runs; band: their middle half (25th–75th percentile). ``labels`` are the
+    names shown on hover (full names), in class order.
+    """
+    names = list(traj.class_names)
+    labels = list(labels or names)
     idx = traj.plot_indices()
-    x = traj.timesteps[idx].tolist()
-    mean, low, high = traj.mean[idx], traj.low[idx], traj.high[idx]
+    x = [T] + traj.timesteps[idx].tolist()
+    median, low, high = chain_summary(traj, idx) if len(idx) else (np.zeros((0, len(names))),) * 3
+    start = traj.prior[None, :]
+    median, low, high = (np.concatenate([start, m]) for m in (median, low, high))
     traces: list[dict] = []
-    for c, name in enumerate(traj.class_names):
+    for c, name in enumerate(names):
         colour = class_colour(c)
-        if traj.samples > 1 and x:
+        if traj.samples > 1 and len(x) > 1:
             traces.append(
                 dict(
                     type="scatter",
                     x=x + x[::-1],
                     y=np.round(np.concatenate([high[:, c], low[::-1, c]]), 4).tolist(),
                     fill="toself",
-                    fillcolor=rgba(colour, 0.14),
+                    fillcolor=rgba(colour, 0.18),
                     line=dict(width=0),
                     hoverinfo="skip",
                     legendgroup=name,
@@ -83,45 +114,49 @@ def trajectory_figure(
             dict(
                 type="scatter",
                 x=x,
-                y=np.round(mean[:, c], 4).tolist(),
+                y=np.round(median[:, c], 4).tolist(),
                 mode="lines",
                 name=name,
                 legendgroup=name,
-                line=dict(color=colour, width=2.2),
-                hovertemplate=f"{name}: %{{y:.3f}} at t=%{{x}}<extra></extra>",
+                line=dict(color=colour, width=2.4),
+                hovertemplate=f"{labels[c]}: %{{y:.2f}} at t = %{{x}}<extra></extra>",
             )
         )
     traces.append(
         dict(
             type="scatter",
-            x=[t_max] * len(traj.class_names),
+            x=[T] * len(names),
             y=np.round(traj.prior, 4).tolist(),
             mode="markers",
-            name=prior_label,
+            name=f"{prior_label} (start, t = T)",
             marker=dict(
                 symbol="diamond",
                 size=11,
-                color=[class_colour(c) for c in range(len(traj.class_names))],
+                color=[class_colour(c) for c in range(len(names))],
                 line=dict(color="#111827", width=1.2),
             ),
-            text=list(traj.class_names),
-            hovertemplate=f"{prior_label} · %{{text}}: %{{y:.3f}}<extra></extra>",
+            text=labels,
+            hovertemplate=f"{prior_label} · %{{text}}: %{{y:.2f}}<extra></extra>",
         )
     )
-    band = f"shaded: min–max over {traj.samples} samples · " if traj.samples > 1 else ""
     layout = base_layout(
-        title or "Class probabilities while the label is denoised",
+        title,
         height,
-        xaxis=axis("timestep t (from T down to 0)", range=[t_max * 1.03 + 1, -t_max * 0.01]),
+        xaxis=axis("timestep t (from T down to 0)", range=[T * 1.03, -T * 0.01]),
         yaxis=axis("probability", range=[-0.02, 1.02]),
-        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, font=dict(size=12)),
-        margin=dict(l=55, r=15, t=62, b=105),
+        legend=legend_below(),
+        margin=dict(l=55, r=15, t=45 if title else 15, b=110),
         uirevision="trajectory",
         hovermode="closest",
     )
-    subtitle = f"{band}◆ {prior_label} at t = T"
-    layout["title"]["subtitle"] = dict(text=subtitle, font=dict(size=12, color="#6b7280"))
     return go.Figure(traces, layout)
+
+
+def band_note(samples: int) -> str:
+    """What the lines and bands of ``trajectory_figure`` are, in one sentence."""
+    if samples == 1:
+        return "One run: the line is that run."
+    return f"Lines: the median of the {samples} runs; shaded: the middle half of them."
 
 
 def probability_bars(
@@ -130,12 +165,14 @@ def probability_bars(
     prior: np.ndarray | None = None,
     low: np.ndarray | None = None,
     high: np.ndarray | None = None,
-    title: str = "Current probabilities",
-    prior_label: str = "fused prior",
-    height: int = 360,
+    title: str = "",
+    labels: Sequence[str] | None = None,
+    prior_label: str = "prior",
+    height: int = 300,
 ) -> go.Figure:
-    """Horizontal bars of the class probabilities (min–max whiskers over samples), the prior as diamonds."""
+    """Horizontal bars of the class probabilities (whiskers: the runs' middle half), the prior as diamonds."""
     names = list(class_names)
+    labels = list(labels or names)
     bar: dict = dict(
         type="bar",
         orientation="h",
@@ -143,14 +180,15 @@ def probability_bars(
         y=names,
         marker=dict(color=[class_colour(c) for c in range(len(names))]),
         name="DiffMIC",
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        customdata=labels,
+        hovertemplate="%{customdata}: %{x:.2f}<extra></extra>",
     )
     if low is not None and high is not None:
         bar["error_x"] = dict(
             type="data",
             symmetric=False,
-            array=np.round(high - probs, 4).tolist(),
-            arrayminus=np.round(probs - low, 4).tolist(),
+            array=np.round(np.maximum(high - probs, 0), 4).tolist(),
+            arrayminus=np.round(np.maximum(probs - low, 0), 4).tolist(),
             color="#374151",
             thickness=1.2,
             width=4,
@@ -165,7 +203,8 @@ def probability_bars(
                 mode="markers",
                 name=prior_label,
                 marker=dict(symbol="diamond", size=11, color="white", line=dict(color="#111827", width=1.5)),
-                hovertemplate=f"{prior_label} · %{{y}}: %{{x:.3f}}<extra></extra>",
+                customdata=labels,
+                hovertemplate=f"{prior_label} · %{{customdata}}: %{{x:.2f}}<extra></extra>",
             )
         )
     layout = base_layout(
@@ -173,8 +212,8 @@ def probability_bars(
         height,
         xaxis=axis("probability", range=[0, 1.02]),
         yaxis=dict(autorange="reversed", automargin=True),
-        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0),
-        margin=dict(l=55, r=15, t=45, b=105),
+        legend=legend_below(),
+        margin=dict(l=55, r=15, t=45 if title else 15, b=90),
         showlegend=prior is not None,
         uirevision="bars",
         bargap=0.3,
@@ -200,9 +239,9 @@ def confusion_figure(
         showscale=False,
     )
     layout = base_layout(
-        "Confusion matrix",
+        "",
         height,
-        xaxis=axis("predicted class", side="bottom"),
-        yaxis=axis("true class", autorange="reversed"),
+        xaxis=axis("predicted class", side="bottom", automargin=True),
+        yaxis=axis("true class", autorange="reversed", automargin=True),
     )
     return go.Figure([trace], layout)

@@ -1,14 +1,13 @@
-"""Handlers of the Learn tab: the forward process, DDPM vs DDIM, and the chain with vs without the prior.
+"""Handlers of the Learn tab: the forward process (played and scrubbed), DDPM vs DDIM, and the chain with
+vs without the prior.
 
-All the maths comes from ``diffmic``: ``model.diffusion.q_sample`` for the forward process and
-``model.stream(..., prior=...)`` for the reverse chains; this module only arranges the figures.
+The maths is the package's: ``LabelDiffusion.marginal`` and ``q_sample`` give the forward process, and
+``DiffMICPipeline`` runs the chains (``SamplingOptions(prior="none")`` for the chain without the prior);
+this module only chooses what to show.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -16,41 +15,39 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffmic.hub import ModelLoadError
-from diffmic.model import DiffMIC, Prepared
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICOutput, DiffMICPipeline, Prepared
 
-from . import figures
-from .assets import class_index, label_from_filename, list_examples
-from .diagnose import UserError, read_upload
-from .forward_figure import forward_process_figure
+from . import figures, report
+from .assets import class_index, list_examples
+from .controls import read_upload
+from .errors import UserError, error_markdown, on_error
+from .forward_figure import ForwardProcess, forward_figure, frame_timesteps
 from .models import ModelRegistry
 from .settings import DEFAULT_DDIM_STEPS, Settings
-from .trajectory import Trajectory
-from .widgets import disclaimer, error_box, model_dropdown, show_error
-
-log = logging.getLogger(__name__)
 
 SAMPLES = 4
-FRAMES = 36
 DRAWS = 24
-CHAIN_HEIGHT = 380
+CHAIN_HEIGHT = 360
+GENERATED = "generated"  # the image choice of a model whose task has no examples
+N_OUTPUTS = 12  # forward, t, forward state, 4 chain figures, 3 notes, error, shown
 
 FORWARD_TEXT = (
-    "**The forward process** destroys the label. At t = 0 the label vector is the one-hot vector of the true "
-    "class. Every step mixes in a little of the image's *prior mean* (the DCG's guess) and a little Gaussian "
-    "noise: q(y_t | y₀, prior) = N(√ᾱ_t·y₀ + (1−√ᾱ_t)·prior, (1−ᾱ_t)·I). By t = T nothing of the truth is "
-    "left: y_T ~ N(prior, I). Press ▶ to watch it happen."
+    "**The forward process** destroys the label. At t = 0 the label vector y₀ is the one-hot vector of the "
+    "true class. Every step mixes in a little of the image's *prior* (the guidance network's guess) and a "
+    "little Gaussian noise: q(y_t | y₀, prior) = N(√ᾱ_t·y₀ + (1−√ᾱ_t)·prior, (1−ᾱ_t)·I). By t = T nothing "
+    "of the truth is left: y_T ~ N(prior, I). Press **Play**, or drag the slider."
 )
 SAMPLER_TEXT = (
-    "**DDPM vs DDIM.** DiffMIC classifies by running the forward process backwards: it starts at y_T ~ "
-    "N(prior, I) and removes the predicted noise step by step. DDPM takes all T small steps and adds fresh "
-    "noise at each, so every sample wanders; DDIM (η = 0) jumps along a deterministic path with far fewer "
-    "steps. Both usually end at the same answer; DDIM gets there much faster."
+    "**DDPM vs DDIM.** DiffMIC classifies by running the forward process backwards: it starts at "
+    "y_T ~ N(prior, I) and removes the predicted noise step by step. DDPM takes all T small steps and adds "
+    "fresh noise at each, so every run wanders before it settles; DDIM (η = 0) jumps along a deterministic "
+    "path in far fewer steps. Both usually end at the same answer; DDIM gets there much faster."
 )
 PRIOR_TEXT = (
-    "**With vs without the prior mean.** In DiffMIC the chain is centred on the DCG prior: it starts near "
-    "the network's first guess and only has to refine it. With a zero mean instead (plain label diffusion) "
-    "the chain starts from pure noise and the denoiser, which was trained with the prior, has to do all the "
+    "**With vs without the prior.** In DiffMIC the chain is centred on the prior: it starts near the "
+    "network's first guess and only has to refine it. With a zero mean instead (plain label diffusion) the "
+    "chain starts from pure noise and the denoiser, which was trained with the prior, has to do all the "
     "work, so the answer is often less sure or different."
 )
 
@@ -62,192 +59,191 @@ def one_hot(index: int, n: int) -> np.ndarray:
     return y
 
 
-def forward_timesteps(T: int, frames: int = FRAMES) -> np.ndarray:
-    """About ``frames`` timesteps from 0 to T-1, denser at small t where the label changes fastest."""
-    ts = np.unique(np.round(np.geomspace(1, T, frames)).astype(np.int64) - 1)
-    return np.unique(np.concatenate([[0], ts, [T - 1]]))
-
-
 def forward_process(
-    model: DiffMIC, y0: np.ndarray, prior: np.ndarray, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Means, standard deviations and draws of q(y_t | y₀, prior) at a set of timesteps (via q_sample)."""
-    diffusion = model.diffusion
-    ts = forward_timesteps(diffusion.timesteps)
-    f, c = len(ts), len(y0)
-    t_rows = torch.as_tensor(ts)
-    y0_rows = torch.as_tensor(y0).expand(f, c)
-    prior_rows = torch.as_tensor(prior, dtype=torch.float32).expand(f, c)
-    mean = diffusion.q_sample(y0_rows, prior_rows, t_rows, torch.zeros(f, c))
-    sd = diffusion.q_sample(torch.zeros(f, 1), torch.zeros(f, 1), t_rows, torch.ones(f, 1))[:, 0]
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(f, DRAWS, c, generator=generator)
-    draws = diffusion.q_sample(
-        y0_rows[:, None].expand(f, DRAWS, c).reshape(-1, c),
-        prior_rows[:, None].expand(f, DRAWS, c).reshape(-1, c),
-        t_rows.repeat_interleave(DRAWS),
-        noise.reshape(-1, c),
-    ).view(f, DRAWS, c)
-    return dict(
-        ts=ts,
-        alphas_bar=diffusion.alphas_cumprod[t_rows].numpy(),
-        mean=mean.numpy(),
-        sd=sd.numpy(),
-        draws=draws.numpy(),
+    pipe: DiffMICPipeline, y0: np.ndarray, prior: np.ndarray, labels: list[str], seed: int = 0
+) -> ForwardProcess:
+    """q(y_t | y₀, prior) at every timestep, from ``LabelDiffusion.marginal``, and draws from ``q_sample``
+    with the same noise at every t (so each dot moves smoothly while t changes)."""
+    diffusion = pipe.model.diffusion
+    T, c = diffusion.timesteps, len(y0)
+    t = torch.arange(T, device=diffusion.betas.device)
+    y0_rows = torch.as_tensor(y0, dtype=torch.float32).expand(T, c)
+    prior_rows = torch.as_tensor(prior, dtype=torch.float32).expand(T, c)
+    with torch.no_grad():
+        mean, std = diffusion.marginal(y0_rows, prior_rows, t)
+        noise = torch.randn(DRAWS, c, generator=torch.Generator().manual_seed(seed))
+        draws = diffusion.q_sample(
+            y0_rows.repeat_interleave(DRAWS, 0),
+            prior_rows.repeat_interleave(DRAWS, 0),
+            t.repeat_interleave(DRAWS),
+            noise.repeat(T, 1),
+        ).view(T, DRAWS, c)
+    return ForwardProcess(
+        class_names=list(pipe.config.class_names),
+        labels=labels,
+        y0=np.asarray(y0, np.float32),
+        prior=np.asarray(prior, np.float32),
+        mean=mean.cpu().numpy(),
+        std=std[:, 0].cpu().numpy(),
+        draws=draws.cpu().numpy(),
+        alphas_bar=diffusion.alphas_cumprod.cpu().numpy(),
+        frames=frame_timesteps(T),
     )
 
 
-def run_chain(model: DiffMIC, prepared: Prepared, sampler: str, steps: int | None, prior: str) -> tuple:
-    """Run one chain and return its trajectory, prediction and time."""
-    start = time.perf_counter()
-    mean = (
-        prepared.guidance.fused_prior if prior == "fused" else torch.zeros_like(prepared.guidance.fused_prior)
-    )
-    traj = Trajectory(model.config.class_names, SAMPLES, mean[0].cpu().numpy())
-    state = None
-    for state in model.stream(prepared, sampler=sampler, steps=steps, samples=SAMPLES, seed=0, prior=prior):
-        traj.record(state)
-    pred = model.summarise(prepared.guidance, state, sampler, 0, time.perf_counter() - start)
-    return traj, pred
-
-
-def caption(label: str, traj: Trajectory, pred: Any) -> str:
+def chain_caption(what: str, output: DiffMICOutput, task: str | None) -> str:
     """One line under a chain figure: steps, time and answer."""
-    p = pred.probabilities[pred.label]
-    return f"**{label}**: {traj.steps_done} steps in {pred.seconds:.2f} s → **{pred.label}** (p = {p:.2f})"
+    p = output.probabilities[output.label]
+    return (
+        f"**{what}**: {output.steps} steps in {output.seconds:.2f} s → "
+        f"**{report.full_name(task, output.label)}** (probability {report.percent(p)})"
+    )
+
+
+def error_outputs(message: str) -> tuple:
+    """The error shown, every Learn figure cleared (they no longer match the choices)."""
+    blank = figures.empty_figure("Choose a model and an image", CHAIN_HEIGHT)
+    return (
+        figures.empty_figure("Choose a model and an image", 420),
+        gr.update(value=0),
+        None,
+        *(blank,) * 4,
+        "",
+        "",
+        "",
+        gr.update(value=error_markdown(message), visible=True),
+        None,
+    )
 
 
 class Lessons:
-    """The Learn tab's handler, bound to a model registry and the examples."""
+    """The Learn tab's handlers, bound to a model registry and the examples."""
 
     def __init__(self, registry: ModelRegistry, settings: Settings):
         self.registry = registry
         self.settings = settings
 
-    def image_choices(self) -> list[tuple[str, str]]:
-        """(caption, path) of the example images."""
-        return [(f"{e.task} · {e.label}", str(e.path)) for e in list_examples(self.settings.assets_dir)]
+    # ------------------------------------------------------------------ which images
+    def image_choices(self, task: str | None) -> list[tuple[str, str]]:
+        """(caption, path) of the examples of ``task``; a generated image when it has none."""
+        examples = [e for e in list_examples(self.settings.assets_dir) if e.task == task]
+        if examples:
+            return [(f"{e.label} (true label){'' if e.path.suffix != '.dcm' else ', DICOM'}", str(e.path))
+                    for e in examples]  # fmt: skip
+        return [(f"a generated {task} image" if task else "a plain grey image", GENERATED)]
 
-    def _image(self, example: Any, model: DiffMIC) -> tuple[Image.Image, str | None]:
-        """The chosen example (or a generated one when there are no examples) and its true label."""
-        if example:
-            if str(example) not in {path for _, path in self.image_choices()}:
-                raise UserError("pick one of the example images")
-            return read_upload(example), label_from_filename(Path(str(example)))
-        try:
-            from diffmic.data.synthetic import TASKS, generate_sample
+    def images_for(self, model_choice: str) -> dict:
+        """The image menu for a model: its task's examples only, the first chosen."""
+        choices = self.image_choices(self.registry.task_of(model_choice))
+        return gr.update(choices=choices, value=choices[0][1])
 
-            task = model.config.task if model.config.task in TASKS else "fundus"
-            sample = generate_sample(task, 0, 0, model.config.image_size)
-            return Image.fromarray(sample.image), TASKS[task].class_names[sample.label]
-        except Exception:  # no generator for this model: a neutral image
-            return Image.new("RGB", (model.config.image_size,) * 2, (120, 110, 100)), None
+    def _image(self, example: Any, pipe: DiffMICPipeline) -> tuple[Image.Image, str | None]:
+        """The chosen example (or a generated one) and its true label; refuses another task's image."""
+        task = pipe.config.task
+        allowed = {path: caption for caption, path in self.image_choices(task)}
+        if str(example or "") not in allowed:
+            raise UserError(f"pick one of the {task or 'model'}'s own example images")
+        if example != GENERATED:
+            label = next(e.label for e in list_examples(self.settings.assets_dir) if str(e.path) == example)
+            return read_upload(example), label
+        from diffmic.data.synthetic import TASKS as GENERATORS
+        from diffmic.data.synthetic import generate_sample
 
+        size = pipe.config.input_size
+        if task not in GENERATORS:
+            return Image.new("RGB", (size, size), (120, 110, 100)), None
+        sample = generate_sample(task, 0, 0, size)
+        return Image.fromarray(sample.image), GENERATORS[task].class_names[sample.label]
+
+    # ------------------------------------------------------------------ the lessons
+    @on_error(error_outputs, "lesson")
     def run(self, model_choice: str, example: Any) -> tuple:
-        """All Learn figures and captions, or a visible error (then every other output is left as it was)."""
-        outputs = 9
-        try:
-            selection = self.registry.get(model_choice)
-            model = selection.model
-            image, true_label = self._image(example, model)
-        except (UserError, ModelLoadError) as err:
-            gr.Warning(str(err))
-            return show_error(outputs, str(err))
-        try:
-            return self._lessons(model, image, true_label, selection.notice)
-        except Exception as err:
-            log.exception("lessons failed")
-            message = f"the lesson failed ({type(err).__name__}: {err})"
-            gr.Warning(message)
-            return show_error(outputs, message)
-
-    def _lessons(
-        self, model: DiffMIC, image: Image.Image, true_label: str | None, notice: str | None
-    ) -> tuple:
-        names = model.config.class_names
-        t_max = model.config.timesteps - 1
-        prepared = model.prepare(image)
-        fused = prepared.guidance.fused_prior[0].cpu().numpy()
+        """All Learn figures and captions for a model and an image."""
+        selection = self.registry.get(model_choice)
+        pipe, task = selection.pipe, selection.task
+        image, true_label = self._image(example, pipe)
+        names = list(pipe.config.class_names)
+        labels = [report.full_name(task, n) for n in names]
+        prepared = pipe.prepare(image)
+        fused = prepared.conditioning.prior("fused")[0].cpu().numpy()
         k = class_index(true_label, names) if true_label else None
-        k = int(fused.argmax()) if k is None else k
-        fp = forward_process(model, one_hot(k, len(names)), fused)
-        forward_fig = forward_process_figure(names, y0=one_hot(k, len(names)), prior=fused, **fp)
-        forward_note = f"y₀ = one-hot of **{names[k]}**; the prior mean is this image's fused DCG prior."
-
-        ddim_steps = min(DEFAULT_DDIM_STEPS, model.config.timesteps)
-        ddpm, ddpm_pred = run_chain(model, prepared, "ddpm", None, "fused")
-        ddim, ddim_pred = run_chain(model, prepared, "ddim", ddim_steps, "fused")
-        none, none_pred = run_chain(model, prepared, "ddpm", None, "none")
-        ddpm_fig = figures.trajectory_figure(
-            ddpm, t_max, title=f"DDPM: all {ddpm.steps_done} steps", height=CHAIN_HEIGHT
+        source = "this image's true label"
+        if k is None:
+            k, source = int(fused.argmax()), "the prior's top class (the true label is unknown)"
+        fp = forward_process(pipe, one_hot(k, len(names)), fused, labels)
+        forward_note = (
+            f"y₀ = one-hot of **{labels[k]}**, {source}; the prior is this image's fused prior."
+            + (f"\n\n**Note:** {selection.notice}" if selection.notice else "")
         )
-        ddim_fig = figures.trajectory_figure(
-            ddim, t_max, title=f"DDIM (η = 0): {ddim.steps_done} steps", height=CHAIN_HEIGHT
-        )
-        with_fig = figures.trajectory_figure(
-            ddpm, t_max, title="DDPM with the fused prior", height=CHAIN_HEIGHT
-        )
-        none_fig = figures.trajectory_figure(
-            none,
-            t_max,
-            title="DDPM without the prior (zero mean)",
-            prior_label="zero mean",
-            height=CHAIN_HEIGHT,
-        )
-        notes = [
-            forward_note + (f"\n\n⚠️ {notice}" if notice else ""),
-            caption("DDPM", ddpm, ddpm_pred) + " · " + caption("DDIM", ddim, ddim_pred),
-            caption("with the fused prior", ddpm, ddpm_pred)
-            + " · "
-            + caption("with a zero mean", none, none_pred),
-        ]
+        figs, notes = self._chains(pipe, prepared, labels, task)
         return (
-            forward_fig,
-            ddpm_fig,
-            ddim_fig,
-            with_fig,
-            none_fig,
+            forward_figure(fp, 0),
+            gr.update(value=0, maximum=fp.T - 1),
+            fp,
+            *figs,
+            forward_note,
             *notes,
             gr.update(value="", visible=False),
+            shown_key(model_choice, example),
         )
 
+    def _chains(
+        self, pipe: DiffMICPipeline, prepared: Prepared, labels: list[str], task: str | None
+    ) -> tuple:
+        T = pipe.config.timesteps
+        base = SamplingOptions(sampler="ddpm", samples=SAMPLES, seed=0)
+        ddpm = pipe(prepared, base)
+        ddim = pipe(prepared, base.with_(sampler="ddim", steps=min(DEFAULT_DDIM_STEPS, T)))
+        none = pipe(prepared, base.with_(prior="none"))
 
-def build_learn_tab(lessons: Lessons, registry: ModelRegistry) -> None:
-    """The Learn tab's layout and events (inside a gr.Tab)."""
-    choices = lessons.image_choices()
-    task = registry.default_choice()
-    first = next((path for caption, path in choices if caption.startswith(f"{task} ·")), None)
-    disclaimer()
-    with gr.Row():
-        model = model_dropdown(registry, "learn-model")
-        image = gr.Dropdown(
-            choices,
-            value=first or (choices[0][1] if choices else None),
-            label="Image",
-            elem_id="learn-image",
-            info="An example image (or a generated one if there are none).",
+        def fig(output: DiffMICOutput, title: str, prior_label: str = "prior") -> Any:
+            return figures.trajectory_figure(
+                output.trajectory, T, title=title, prior_label=prior_label, labels=labels, height=CHAIN_HEIGHT
+            )
+
+        figs = (
+            fig(ddpm, f"DDPM: all {ddpm.steps} steps"),
+            fig(ddim, f"DDIM (η = 0): {ddim.steps} steps"),
+            fig(ddpm, "DDPM with the prior"),
+            fig(none, "DDPM without the prior (zero mean)", prior_label="zero mean"),
         )
-        show = gr.Button("Show me", variant="primary", elem_id="learn-run", scale=0, min_width=140)
-    error = error_box("learn-error")
-    gr.Markdown(FORWARD_TEXT)
-    forward = gr.Plot(
-        figures.empty_figure("Press “Show me”", 420), label="Forward process", elem_id="forward"
-    )
-    forward_note = gr.Markdown("")
-    gr.Markdown(SAMPLER_TEXT)
-    with gr.Row():
-        ddpm = gr.Plot(figures.empty_figure("DDPM", 380), label="DDPM", elem_id="learn-ddpm")
-        ddim = gr.Plot(figures.empty_figure("DDIM", 380), label="DDIM", elem_id="learn-ddim")
-    sampler_note = gr.Markdown("")
-    gr.Markdown(PRIOR_TEXT)
-    with gr.Row():
-        with_prior = gr.Plot(figures.empty_figure("with the prior", 380), label="With the prior")
-        without_prior = gr.Plot(figures.empty_figure("without the prior", 380), label="Without the prior")
-    prior_note = gr.Markdown("")
-    show.click(
-        lessons.run,
-        [model, image],
-        [forward, ddpm, ddim, with_prior, without_prior, forward_note, sampler_note, prior_note, error],
-        api_visibility="undocumented",
-        api_name="learn",
-    )
+        notes = (
+            f"{chain_caption('DDPM', ddpm, task)} · {chain_caption('DDIM', ddim, task)}. "
+            + figures.band_note(SAMPLES),
+            f"{chain_caption('with the prior', ddpm, task)} · "
+            f"{chain_caption('with a zero mean', none, task)}.",
+        )
+        return figs, notes
+
+    def on_open(self, shown: Any, model_choice: str, example: Any) -> tuple:
+        """The tab was opened: show the figures unless those of this model and image are already shown."""
+        if shown == shown_key(model_choice, example):
+            return tuple(gr.skip() for _ in range(N_OUTPUTS))
+        return self.run(model_choice, example)
+
+    # ------------------------------------------------------------------ the animation
+    @staticmethod
+    def scrub(fp: ForwardProcess | None, t: float) -> Any:
+        """The forward figure at the slider's t."""
+        return forward_figure(fp, t) if fp is not None else gr.skip()
+
+    @staticmethod
+    def play(fp: ForwardProcess | None, t: float) -> tuple:
+        """Start the timer (from t = 0 again when the slider is at the end)."""
+        if fp is None:
+            return gr.skip(), gr.Timer(active=False)
+        restart = fp.next_frame(t) is None
+        return (gr.update(value=0) if restart else gr.skip()), gr.Timer(active=True)
+
+    @staticmethod
+    def advance(fp: ForwardProcess | None, t: float) -> tuple:
+        """One tick: the next frame's t and figure; the timer stops after the last frame."""
+        nxt = fp.next_frame(t) if fp is not None else None
+        if nxt is None:
+            return gr.skip(), gr.skip(), gr.Timer(active=False)
+        return nxt, forward_figure(fp, nxt), gr.Timer(active=True)
+
+
+def shown_key(model_choice: str, example: Any) -> str:
+    """What identifies the figures on the page: the model and the image."""
+    return f"{model_choice}|{example}"

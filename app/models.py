@@ -1,31 +1,39 @@
-"""Which models the app can offer, and a thread-safe cache of the loaded ones.
+"""Which models the app can offer, and a thread-safe cache of their pipelines.
 
 A model choice is either a bundled task (``fundus``, ``derm``, ``placenta``: ``weights/<task>/``) or a
 Hugging Face Hub repo id (``org/name``). A repo id is tried on the Hub first; when that fails (the Hub
 cannot be reached, the repo is unknown, private or gated, the files are broken) the bundled model of
 the same task (or the first available one) is used instead, and ``Selection.notice`` says so. Hub
 failures are remembered for a minute so an offline Space does not wait on the network at every click.
+
+The cache holds ``DiffMICPipeline`` objects: the pipeline owns the model, its preprocessing and its
+Grad-CAM copy, shared by all requests.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
+from PIL import Image
 
+from diffmic.config import ConfigError, DiffMICConfig
 from diffmic.hub import CONFIG_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
-from diffmic.model import DiffMIC
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline
+from diffmic.tasks import TASKS
 
-from .settings import TASKS, Settings
+from .settings import Settings
 
 HUB_RETRY_S = 60.0
 MAX_CACHED = 4
+# the distribution check, until the pipeline offers a cheaper one: the shortest possible run
+OOD_PROBE = SamplingOptions(sampler="ddim", steps=1, samples=1)
 
 
 @dataclass(frozen=True)
@@ -42,41 +50,26 @@ class Bundled:
         return self.problem is None
 
 
-class LoadedModel:
-    """A loaded model and a private copy of it for Grad-CAM (cached and shared by all requests)."""
-
-    def __init__(self, model: DiffMIC, source: str):
-        self.model = model.eval()
-        self.source = source
-        self._explainer: DiffMIC | None = None
-        self._lock = threading.Lock()
-
-    def grad_cam(self, image: np.ndarray, class_index: int, network: str = "global") -> np.ndarray:
-        """Grad-CAM heat map (S, S) of one image for a class, computed on a private copy of the model.
-
-        Grad-CAM registers hooks on a layer; on the shared model the hooks would also see the forward
-        passes of other requests, so it runs on a copy, one request at a time.
-        """
-        from diffmic.explain import grad_cam
-
-        with self._lock:
-            if self._explainer is None:
-                self._explainer = copy.deepcopy(self.model).eval()
-            x = self._explainer.preprocess(image)[0]
-            return grad_cam(self._explainer, x, class_index, network=network)
-
-
 @dataclass(frozen=True)
 class Selection:
-    """The model to use for a request, and a notice for the page (e.g. that the Hub fell back)."""
+    """The pipeline to use for a request, where it came from, and a notice for the page (e.g. that the
+    Hub fell back)."""
 
-    loaded: LoadedModel
+    pipe: DiffMICPipeline
+    source: str  # "bundled fundus model", "Hub model org/name"
+    name: str  # the bundled name or the repo id that was loaded
     notice: str | None = None
 
     @property
-    def model(self) -> DiffMIC:
-        """The DiffMIC itself."""
-        return self.loaded.model
+    def task(self) -> str:
+        """The model's task (a key of ``diffmic.tasks.TASKS`` for the built-in ones)."""
+        return self.pipe.config.task
+
+
+def check_distribution(pipe: DiffMICPipeline, image: Any) -> dict[str, Any]:
+    """The distribution check of one image under one model (``DiffMICOutput.ood``): the one place that
+    asks for it, so a cheaper package call can replace the one-step run here alone."""
+    return pipe(image, OOD_PROBE).ood
 
 
 def _is_repo_id(text: str) -> bool:
@@ -85,12 +78,12 @@ def _is_repo_id(text: str) -> bool:
 
 
 class ModelRegistry:
-    """Bundled models, Hub models and a small LRU cache of loaded models (safe across threads)."""
+    """Bundled models, Hub models and a small LRU cache of their pipelines (safe across threads)."""
 
     def __init__(self, settings: Settings, max_cached: int = MAX_CACHED):
         self.settings = settings
         self.max_cached = max_cached
-        self._cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._cache: OrderedDict[tuple, DiffMICPipeline] = OrderedDict()
         self._key_locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._hub_failures: dict[str, tuple[float, str]] = {}
@@ -127,7 +120,7 @@ class ModelRegistry:
         """(label, value) pairs for a dropdown: the bundled models, then the configured Hub repo."""
         out = []
         for b in self.bundled():
-            what = TASKS.get(b.name, "custom model")
+            what = TASKS[b.name].title if b.name in TASKS else "custom model"
             out.append((f"{b.name} — {what}" + ("" if b.available else " (missing)"), b.name))
         if self.settings.model_repo:
             out.insert(0, (f"{self.settings.model_repo} (Hugging Face Hub)", self.settings.model_repo))
@@ -154,17 +147,49 @@ class ModelRegistry:
             line += " Missing: " + "; ".join(f"`{b.problem}`" for b in missing) + "."
         return line
 
-    def timesteps(self, choice: str) -> int | None:
-        """T of a bundled model (read from its config.json, no weights loaded); None if unknown."""
-        from diffmic.config import ConfigError, DiffMICConfig
-
+    def config_of(self, choice: str) -> DiffMICConfig | None:
+        """The config of a bundled model (read from its config.json, no weights loaded); None if unknown."""
         for b in self.bundled():
             if b.name == choice and b.available:
                 try:
-                    return DiffMICConfig.load(b.folder / CONFIG_NAME).timesteps
+                    return DiffMICConfig.load(b.folder / CONFIG_NAME)
                 except ConfigError:
                     return None
         return None
+
+    def timesteps(self, choice: str) -> int | None:
+        """T of a bundled model; None if unknown."""
+        config = self.config_of(choice)
+        return config.timesteps if config else None
+
+    def task_of(self, choice: str, load: bool = True) -> str | None:
+        """The task of a model choice: a bundled model's from its config.json (no weights loaded; a
+        custom task saved in a task's folder counts as that task), a Hub model's once loaded (unless
+        ``load`` is False: building the page must not wait on the Hub); None when unknown."""
+        config = self.config_of(choice)
+        if config is not None and (config.task in TASKS or choice not in TASKS):
+            return config.task
+        if choice in TASKS or not load:
+            return choice if choice in TASKS else None
+        try:
+            return self.get(choice).task
+        except ModelLoadError:
+            return None
+
+    def models_accepting(self, image: Any, task: str) -> list[str]:
+        """The bundled models of other tasks whose distribution check accepts ``image`` (a decoded
+        image): where a flagged image may belong. Models without a check are never suggested."""
+        out = []
+        for name in self.available():
+            if self.task_of(name) == task:
+                continue
+            try:
+                ood = check_distribution(self.get(name).pipe, image)
+            except ModelLoadError:
+                continue
+            if ood.get("available") and not ood.get("flagged"):
+                out.append(name)
+        return out
 
     # ------------------------------------------------------------------ loading
     def get(self, choice: str) -> Selection:
@@ -179,19 +204,22 @@ class ModelRegistry:
             raise ModelLoadError("choose a model")
         bundled = {b.name: b for b in self.bundled()}
         if choice in bundled:
-            return Selection(self._bundled(bundled[choice]))
+            return self._bundled(bundled[choice])
         return self._hub(choice, bundled)
 
-    def _bundled(self, b: Bundled) -> LoadedModel:
+    def _bundled(self, b: Bundled, notice: str | None = None) -> Selection:
         if b.problem:
             raise ModelLoadError(
                 f"the bundled {b.name} model is missing ({b.problem}); it may still be training"
             )
         stamp = (b.folder / WEIGHTS_NAME).stat().st_mtime_ns  # retrained weights are picked up
-        return self._cached(
-            ("bundled", str(b.folder), stamp),
-            lambda: LoadedModel(DiffMIC.from_pretrained(b.folder), f"bundled {b.name} model"),
-        )
+        try:
+            pipe = self._cached(
+                ("bundled", str(b.folder), stamp), lambda: DiffMICPipeline.from_pretrained(b.folder)
+            )
+        except ConfigError as err:
+            raise ModelLoadError(f"the bundled {b.name} model cannot be loaded: {err}") from err
+        return Selection(pipe, f"bundled {b.name} model", b.name, notice)
 
     def _hub(self, repo: str, bundled: dict[str, Bundled]) -> Selection:
         if not _is_repo_id(repo):
@@ -202,7 +230,8 @@ class ModelRegistry:
         failed = self._hub_failures.get(repo)
         if failed is None or time.monotonic() - failed[0] > HUB_RETRY_S:
             try:
-                return Selection(self._cached(("hub", repo), lambda: _load_from_hub(repo)))
+                pipe = self._cached(("hub", repo), lambda: _load_from_hub(repo))
+                return Selection(pipe, f"Hub model {repo}", repo)
             except ModelLoadError as err:
                 self._hub_failures[repo] = (time.monotonic(), str(err))
         return self._fall_back(repo, self._hub_failures[repo][1], bundled)
@@ -212,7 +241,7 @@ class ModelRegistry:
         if fallback is None:
             raise ModelLoadError(f"{reason}; and no bundled model is available as a fallback")
         notice = f"Could not load `{repo}` ({reason}). Using the bundled **{fallback.name}** model instead."
-        return Selection(self._bundled(fallback), notice)
+        return self._bundled(fallback, notice)
 
     @staticmethod
     def _fallback(repo: str, bundled: dict[str, Bundled]) -> Bundled | None:
@@ -220,7 +249,7 @@ class ModelRegistry:
         same_task = [b for b in usable if b.name.lower() in repo.lower()]
         return (same_task or usable or [None])[0]
 
-    def _cached(self, key: tuple, build) -> LoadedModel:
+    def _cached(self, key: tuple, build) -> DiffMICPipeline:
         """The cached model of ``key``, built at most once at a time per key."""
         with self._lock:
             if key in self._cache:
@@ -239,15 +268,13 @@ class ModelRegistry:
             return loaded
 
 
-def _load_from_hub(repo: str) -> LoadedModel:
+def _load_from_hub(repo: str) -> DiffMICPipeline:
     """Download (or find in the Hugging Face cache) a Hub repo and load it."""
-    return LoadedModel(DiffMIC.from_pretrained(resolve_folder(repo)), f"Hub model {repo}")
+    return DiffMICPipeline.from_pretrained(resolve_folder(repo))
 
 
-def warm_up(loaded: LoadedModel) -> None:
+def warm_up(pipe: DiffMICPipeline) -> None:
     """Run one tiny prediction and import the Grad-CAM code, so the first click is fast."""
-    size = loaded.model.config.image_size
-    image = np.full((size, size, 3), 128, np.uint8)
-    with torch.inference_mode():
-        loaded.model.predict(image, sampler="ddim", steps=2, samples=1, seed=0)
+    size = pipe.config.input_size
+    pipe(Image.fromarray(np.full((size, size, 3), 128, np.uint8)), OOD_PROBE)
     import pytorch_grad_cam  # noqa: F401  (slow first import)

@@ -1,76 +1,179 @@
-"""Markdown shown on the page: the result summary, the step counter, error and notice boxes."""
+"""The words on the Diagnose page: the plain-language answer card, the statistics under "details", the
+step counter, the distribution warning and the model notice.
+
+Class names are spelled out with their abbreviation (``diffmic.tasks``); probabilities are percentages
+called "probability"; a tie is called a tie. No emoji: they render as empty boxes without colour fonts.
+"""
 
 from __future__ import annotations
 
-from diffmic.model import Prediction
+import math
+from collections.abc import Sequence
+from typing import Any
 
-from .settings import DISCLAIMER
+import numpy as np
+
+from diffmic.pipeline import DiffMICOutput
+from diffmic.tasks import DISCLAIMER, TASKS, TaskInfo
+
+TIE = 0.005  # mean probabilities closer than half a percentage point are a tie
+NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
 
 
 def disclaimer_markdown() -> str:
     """The disclaimer shown on every tab and under every result."""
-    return f"⚠️ **{DISCLAIMER}**"
+    return f"**{DISCLAIMER}**"
 
 
-def counter_markdown(done: int, total: int, t: int | None, seconds: float, finished: bool = False) -> str:
-    """The step counter: how far the reverse process is."""
-    if finished:
-        return f"**Done: {done} / {total} steps** in {seconds:.2f} s"
+def task_info(task: str | None) -> TaskInfo | None:
+    """The built-in task of a model, or None for a custom one."""
+    return TASKS.get(task or "")
+
+
+def full_name(task: str | None, name: str) -> str:
+    """``MEL`` → ``Melanoma (MEL)`` for a built-in task; the name itself otherwise."""
+    info = task_info(task)
+    return info.full_name(name) if info else name
+
+
+def percent(p: float) -> str:
+    """0.553 → ``55 %`` (below 1 %: ``<1 %``)."""
+    value = 100 * float(p)
+    return "<1 %" if 0 < value < 0.5 else f"{value:.0f} %"
+
+
+def _join(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def votes_sentence(output: DiffMICOutput, task: str | None) -> str:
+    """How the N runs (chains) voted: all agree, split evenly (a tie), or split between classes."""
+    n = int(output.sample_probs.shape[0])
+    if n == 1:
+        return "One run only: choose more runs under Settings to see how much the answer varies."
+    names = list(output.probabilities)
+    counts = np.bincount(output.sample_probs.argmax(1), minlength=len(names))
+    order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0]
+    if len(order) == 1:
+        return f"All {n} runs agree."
+    if counts[order[0]] == counts[order[1]]:
+        tied = [k for k in order if counts[k] == counts[order[0]]]
+        each = _join([full_name(task, names[k]) for k in tied])
+        rest = n - sum(int(counts[k]) for k in tied)
+        tail = f"; {rest} for other classes." if rest else "."
+        return f"A tie between the runs: {counts[order[0]]} each for {each}{tail}"
+    parts = [f"{counts[k]} for {full_name(task, names[k])}" for k in order]
+    return f"The {n} runs split: {_join(parts)}."
+
+
+def answer_markdown(output: DiffMICOutput, task: str | None) -> str:
+    """The answer card: the class and its probability, the range over the runs, how they voted."""
+    probs = output.probabilities
+    ranked = sorted(probs, key=lambda k: -probs[k])
+    top, second = ranked[0], ranked[1]
+    n = int(output.sample_probs.shape[0])
+    if probs[top] - probs[second] < TIE:
+        head = (
+            f"### A tie: {full_name(task, top)} and {full_name(task, second)} — "
+            f"probability {percent(probs[top])} each"
+        )
+    else:
+        head = f"### {full_name(task, top)} — probability {percent(probs[top])}"
+    column = output.sample_probs[:, output.label_index]
+    spread = f"{n} runs: {percent(column.min())}–{percent(column.max())}. " if n > 1 else ""
+    return "\n\n".join([head, spread + votes_sentence(output, task), disclaimer_markdown()])
+
+
+def _distribution_line(ood: dict[str, Any]) -> str:
+    if not ood.get("available"):
+        return "Distribution check: not available for this model."
+    verdict = "flagged (unlike the training images)" if ood.get("flagged") else "passed"
+    return f"Distribution check: {verdict}, score {ood['score']:.3g} (threshold {ood['threshold']:.3g})."
+
+
+def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> str:
+    """The statistics: per-class probabilities, votes and priors; the t-test; entropy; the run's settings."""
+    unc = output.uncertainty
+    n = int(output.sample_probs.shape[0])
+    lines = [
+        "| class | DiffMIC probability | runs voting | global prior | local prior | fused prior |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, value in output.probabilities.items():
+        mark = "**" if name == output.label else ""
+        spread = f" ± {100 * unc['std'][name]:.0f}" if n > 1 else ""
+        votes = f"{round(unc['vote'][name] * n)} of {n}"
+        priors = " | ".join(percent(output.prior[k][name]) for k in ("global", "local", "fused"))
+        lines.append(
+            f"| {mark}{full_name(task, name)}{mark} | {percent(value)}{spread} | {votes} | {priors} |"
+        )
+    lines.append("")
+    a, b = (full_name(task, k) for k in unc["top2"])
+    if n > 1:
+        verdict = "yes" if unc["distinguishable"] else "no"
+        lines.append(
+            f"- Are the top two told apart? {a} against {b}, paired t-test over the {n} runs: "
+            f"p = {unc['p_value']:.2g}, so **{verdict}** at the 5 % level."
+        )
+    else:
+        lines.append("- Are the top two told apart? A t-test needs at least 2 runs.")
+    c = len(output.probabilities)
+    lines += [
+        f"- Spread of the probabilities (entropy): {unc['entropy']:.2f} nats, from 0 (one class certain) "
+        f"to {math.log(c):.2f} (all {c} classes equally likely).",
+        f"- {_distribution_line(output.ood)}",
+        f"- {source}; {output.options.sampler.upper()}, {output.steps} steps, {n} run(s), "
+        f"seed {output.options.seed}. ± is the standard deviation over the runs, in percentage points.",
+    ]
+    return "\n".join(lines)
+
+
+def glossary_markdown(task: str | None) -> str:
+    """One line spelling out the task's class names (empty for a custom model)."""
+    info = task_info(task)
+    if info is None:
+        return ""
+    parts = [
+        f"{short} = {full}"
+        for short, full in zip(info.class_names, info.full_names, strict=True)
+        if short != full
+    ]
+    return ("Classes: " + " · ".join(parts) + ".") if parts else ""
+
+
+def counter_markdown(done: int, total: int, t: int | None) -> str:
+    """The step counter while the chain runs."""
     if done == 0:
-        return f"**Step 0 / {total or '…'}**: the chain starts at y_T ~ N(prior, I)"
-    return f"**Step {done} / {total}** · t = {t} · {seconds:.2f} s"
+        return f"**Step 0 of {total or '…'}** · the chain starts at y_T ~ N(prior, I)"
+    return f"**Step {done} of {total}** · t = {t} · denoising the label…"
 
 
-def error_markdown(message: str) -> str:
-    """The red error box."""
-    return f"❌ **Cannot run:** {message}"
+def done_markdown(total: int, seconds: float) -> str:
+    """The counter after a run: the one run time of the page."""
+    return f"**Done:** {total} of {total} steps in {seconds:.2f} s"
+
+
+def stopped_markdown(done: int, total: int) -> str:
+    """The counter after Stop."""
+    return f"**Stopped at step {done} of {total}.** The chain did not finish, so there is no answer."
+
+
+def ood_markdown(task: str | None, suggestions: Sequence[tuple[str, str]] = ()) -> str:
+    """The warning above the answer for an image unlike the training data; ``suggestions`` are
+    (model name, its title) of bundled models that accept the image."""
+    info = task_info(task)
+    what = f"the {info.modality} images" if info else "the images"
+    text = (
+        f"**This image does not look like {what} this model was trained on; the answer below is unreliable.**"
+    )
+    if suggestions:
+        names = _join([f"**{name}** ({title})" for name, title in suggestions])
+        verb = "model accepts" if len(suggestions) == 1 else "models accept"
+        text += f" The bundled {names} {verb} it: choose it under Model."
+    return text
 
 
 def notice_markdown(notice: str | None, source: str) -> str:
     """Which model ran, and any fallback notice."""
-    line = f"Model: {source}."
-    return f"⚠️ {notice}" if notice else line
-
-
-def _pct(p: float) -> str:
-    return f"{p:.3f}"
-
-
-def summary_markdown(pred: Prediction, source: str) -> str:
-    """The final answer: label and probability, the sample uncertainty, and the priors beside the answer."""
-    unc = pred.uncertainty
-    p = pred.probabilities[pred.label]
-    sd = unc["std"][pred.label]
-    lines = [f"### {pred.label}: p = {p:.3f}" + (f" ± {sd:.3f}" if pred.samples > 1 else "")]
-    if pred.samples > 1:
-        top, second = unc["top2"]
-        verdict = "yes" if unc["distinguishable"] else "no"
-        agree = round(unc["agreement"] * pred.samples)
-        lines.append(
-            f"**Uncertainty over {pred.samples} samples:** {agree}/{pred.samples} samples vote "
-            f"*{unc['majority']}* · {top} vs {second} told apart: **{verdict}** "
-            f"(paired t-test p = {unc['p_value']:.3g}) · entropy {unc['entropy']:.2f} nats."
-        )
-    else:
-        lines.append(
-            f"**Uncertainty:** one sample only (entropy {unc['entropy']:.2f} nats); "
-            "draw several samples to see how much the answer varies."
-        )
-    lines += [
-        "",
-        "| class | global prior | local prior | fused prior | **DiffMIC** |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, value in pred.probabilities.items():
-        mark = "**" if name == pred.label else ""
-        spread = f" ± {unc['std'][name]:.3f}" if pred.samples > 1 else ""
-        priors = " | ".join(_pct(pred.prior[k][name]) for k in ("global", "local", "fused"))
-        lines.append(f"| {mark}{name}{mark} | {priors} | {mark}{_pct(value)}{spread}{mark} |")
-    lines += [
-        "",
-        f"<small>{source} · {pred.sampler.upper()}, {pred.steps} steps, {pred.samples} sample(s), "
-        f"seed {pred.seed} · {pred.seconds:.2f} s</small>",
-        "",
-        disclaimer_markdown(),
-    ]
-    return "\n".join(lines)
+    return f"**Note:** {notice}" if notice else f"Model: {source}."

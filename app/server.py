@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def warm(registry: ModelRegistry) -> None:
     """Load the default model and run it once; a missing model is only logged (the page says so)."""
     try:
-        warm_up(registry.get(registry.default_choice()).loaded)
+        warm_up(registry.get(registry.default_choice()).pipe)
     except Exception as err:  # noqa: BLE001 - the app must start without models
         log.warning("no model warmed up: %s", err)
 

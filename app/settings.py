@@ -15,21 +15,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TASKS = {
-    "fundus": "Fundus photographs: diabetic-retinopathy grade (5 grades)",
-    "derm": "Dermoscopy: skin-lesion type (4 classes)",
-    "placenta": "Placental ultrasound: Grannum maturity grade (4 grades)",
-}
-DISCLAIMER = "Demo weights trained on synthetic images — not a medical device, not for clinical use."
+from diffmic.options import APP_DEFAULT, SamplingOptions
 
-# Defaults of the Diagnose controls (also used by the latency benchmark).
-DEFAULT_SAMPLER = "DDPM"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Defaults of the controls. Diagnose runs one image the paper's way (APP_DEFAULT: DDPM, all T steps,
+# 8 chains); Evaluate runs many images, so it defaults to DDIM, 50 steps, 1 chain per image.
+DEFAULT_OPTIONS = APP_DEFAULT
+DEFAULT_SAMPLER = APP_DEFAULT.sampler.upper()  # also read by benchmarks/app_latency.py
+DEFAULT_SAMPLES = APP_DEFAULT.samples
+DEFAULT_SEED = APP_DEFAULT.seed
 DEFAULT_DDIM_STEPS = 50
-DEFAULT_SAMPLES = 8
-DEFAULT_SEED = 0
+EVAL_DEFAULT = SamplingOptions(sampler="ddim", steps=DEFAULT_DDIM_STEPS, samples=1)
 MAX_SAMPLES = 64
+MAX_EVAL_SAMPLES = 16
 MAX_STEPS = 1000
+GENERATED_TEST_IMAGES = 100  # Evaluate's "try it on generated test images"
 
 # Serving.
 STREAM_INTERVAL_S = 0.1  # at most ~10 streamed updates per second

@@ -51,7 +51,6 @@ def realistic_model(weights: Path) -> None:
         global_backbone="resnet10t",
         local_backbone="resnet10t",
         encoder_backbone="resnet10t",
-        cam_size=8,
         timesteps=1000,
     )
     DiffMIC(config).save_pretrained(weights / "fundus")

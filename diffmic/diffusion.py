@@ -68,12 +68,23 @@ class LabelDiffusion(nn.Module):
         self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - alphas_cumprod).sqrt(), persistent=False)
         self.alphas_cumprod_list: list[float] = alphas_cumprod.tolist()
 
+    def marginal(
+        self, y0: torch.Tensor, prior: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of q(y_t | y0, prior); ``t`` holds one timestep per row.
+
+        The mean is sqrt(ab_t) * y0 + (1 - sqrt(ab_t)) * prior, shaped like y0; the standard deviation
+        sqrt(1 - ab_t) is shared by every class, shaped (B, 1, ...) to broadcast against y0.
+        """
+        sab = _bcast(self.sqrt_alphas_cumprod, t, y0)
+        return sab * y0 + (1 - sab) * prior, _bcast(self.sqrt_one_minus_alphas_cumprod, t, y0)
+
     def q_sample(
         self, y0: torch.Tensor, prior: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
         """Draw y_t ~ q(y_t | y0, prior) with the given noise; ``t`` holds one timestep per row."""
-        sab = _bcast(self.sqrt_alphas_cumprod, t, y0)
-        return sab * y0 + (1 - sab) * prior + _bcast(self.sqrt_one_minus_alphas_cumprod, t, y0) * noise
+        mean, std = self.marginal(y0, prior, t)
+        return mean + std * noise
 
     def predict_y0(
         self, y_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, prior: torch.Tensor

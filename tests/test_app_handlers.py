@@ -1,4 +1,5 @@
-"""The app's handlers called in-process with a tiny model: streaming, API, bad inputs, Learn, Evaluate."""
+"""The app's handlers called in-process with tiny models: streaming, Stop, stale results, the answer card,
+the distribution warning, the maps, the API, bad inputs, Learn and Evaluate."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 import zipfile
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -13,16 +15,21 @@ import pytest
 import torch
 from PIL import Image
 
-from app.diagnose import OUTPUTS, Diagnosis, check_params
-from app.evaluation import Evaluation, dataset_root, map_labels
+from app import report
+from app.controls import sampling_options
+from app.diagnose import OUTPUTS, WAITING, Diagnosis
+from app.errors import UserError
+from app.evaluation import Evaluation, dataset_root, generated_note, map_labels
 from app.figures import trajectory_figure
-from app.learn import Lessons, forward_process, forward_timesteps, one_hot
+from app.learn import Lessons, forward_process, one_hot
+from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
 from app.settings import Settings
 from app.ui import build_demo
-from diffmic.chain import DenoiseState
 from diffmic.hub import ModelLoadError
-from diffmic.trajectory import MAX_PLOT_POINTS, Trajectory
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline
+from diffmic.trajectory import MAX_PLOT_POINTS
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip, random_png
 
 
@@ -46,6 +53,12 @@ def registry(settings) -> ModelRegistry:
 
 
 @pytest.fixture(scope="module")
+def two_models(tmp_path_factory) -> ModelRegistry:
+    """Bundled fundus and derm models (the derm task has no example images)."""
+    return ModelRegistry(make_app_dirs(tmp_path_factory.mktemp("two"), 2, tasks=("fundus", "derm")))
+
+
+@pytest.fixture(scope="module")
 def example(settings):
     return str(sorted((settings.assets_dir / "fundus").glob("*.png"))[0])
 
@@ -64,32 +77,43 @@ def shown_error(frame: tuple) -> str:
     return box["value"]
 
 
+def assert_cleared(frame: dict) -> None:
+    """Every result of a frame emptied: nothing stale stays beside new inputs."""
+    assert frame["answer"] == WAITING and frame["json"] is None and frame["maps"] is None
+    assert frame["heat"] is None and frame["rois"] is None and frame["crops"] == []
+    assert frame["downloads"] is None and frame["details"] == "" and frame["ood"]["visible"] is False
+    assert not frame["trajectory"].data  # the empty figure
+
+
+def run(diagnosis: Diagnosis, image, *args, **kwargs) -> list[dict]:
+    return [as_dict(f) for f in diagnosis.run(image, *args, **kwargs)]
+
+
 # ---------------------------------------------------------------- models
-def test_registry_offers_bundled_models_and_says_which_are_missing(registry):
+def test_registry_offers_bundled_pipelines_and_says_which_are_missing(registry):
     assert registry.available() == ["fundus"]
     assert registry.default_choice() == "fundus"
     status = registry.status_markdown()
     assert "**fundus** ✓" in status and "**derm** missing" in status and "placenta" in status
     labels = dict((v, k) for k, v in registry.choices())
     assert "(missing)" in labels["derm"] and "(missing)" not in labels["fundus"]
-    assert registry.timesteps("fundus") == 100
+    assert registry.timesteps("fundus") == 100 and registry.task_of("fundus") == "fundus"
     with pytest.raises(ModelLoadError, match="bundled derm model is missing"):
         registry.get("derm")
+    selection = registry.get("fundus")
+    assert isinstance(selection.pipe, DiffMICPipeline) and selection.task == "fundus"
+    assert selection.pipe is registry.get("fundus").pipe  # cached
     odd = registry.get("../../etc")
-    assert "neither a bundled model" in odd.notice and odd.loaded is registry.get("fundus").loaded
-
-
-def test_models_are_cached(registry):
-    assert registry.get("fundus").loaded is registry.get("fundus").loaded
+    assert "neither a bundled model" in odd.notice and odd.pipe is selection.pipe
 
 
 def test_unreachable_hub_falls_back_to_the_bundled_model(registry):
     selection = registry.get("someone/diffmic-fundus")  # HF_HUB_OFFLINE=1 in the tests
-    assert selection.loaded is registry.get("fundus").loaded
-    assert (
-        "Could not load `someone/diffmic-fundus`" in selection.notice
-        and "bundled **fundus**" in selection.notice
-    )
+    assert selection.pipe is registry.get("fundus").pipe
+    assert "Could not load `someone/diffmic-fundus`" in selection.notice
+    assert "bundled **fundus**" in selection.notice
+    assert registry.task_of("someone/diffmic-fundus") == "fundus"  # the model that answers
+    assert registry.task_of("someone/diffmic-fundus", load=False) is None  # building the page never waits
 
 
 def test_unknown_hub_repo_falls_back_with_the_reason(registry, monkeypatch):
@@ -116,26 +140,51 @@ def test_app_builds_without_any_model(tmp_path):
     assert {"predict", "diagnose"} <= names
 
 
-# ---------------------------------------------------------------- Diagnose
+# ---------------------------------------------------------------- Diagnose: the run
 def test_run_streams_a_first_frame_then_the_answer(registry, example):
-    frames = [as_dict(f) for f in Diagnosis(registry).run(example, "fundus", "DDPM", 100, 4, 0)]
+    frames = run(Diagnosis(registry), example, "fundus", "DDPM", 100, 4, 0)
     first, last = frames[0], frames[-1]
-    assert first["saliency"].shape[-1] == 3 and first["rois"].shape[-1] == 3
-    assert len(first["crops"]) == 3 and first["crops"][0][1].startswith("#")
-    assert first["label"] is None and first["error"]["visible"] is False
-    assert "Step 0" in first["counter"]
-    assert last["label"].keys() == set(FUNDUS)
-    assert "Done: 100 / 100 steps" in last["counter"]
-    assert "Demo weights trained on synthetic images" in last["summary"]
-    assert "global prior" in last["summary"] and "Uncertainty over 4 samples" in last["summary"]
-    assert last["gradcam"].shape == first["saliency"].shape
-    assert last["json"]["label"] in FUNDUS and last["json"]["steps"] == 100
+    assert first["original"].shape == (MAP_SIDE, MAP_SIDE, 3) and first["heat"] is None
+    assert "Step 0" in first["counter"] and first["error"]["visible"] is False
+    assert "What to look for" in first["look_for"] and "median of the 4 runs" in first["look_for"]
+    assert "Moderate = Moderate non-proliferative DR" in first["glossary"]
+    # the final frame: one run time, the answer card first, statistics under details
+    assert last["counter"].startswith("**Done:** 100 of 100 steps in")
+    answer = last["answer"]
+    label = last["json"]["label"]
+    assert f"### {report.full_name('fundus', label)} — probability" in answer or "A tie" in answer
+    assert "4 runs:" in answer and "not for clinical use" in answer
+    assert "p = " not in answer and "nats" not in answer  # the statistics are in the details
+    assert "paired t-test" in last["details"] and "entropy" in last["details"]
+    assert "Distribution check: not available" in last["details"] and last["ood"]["visible"] is False
+    assert last["heat"].shape == (MAP_SIDE, MAP_SIDE, 3) and last["rois"].shape == (MAP_SIDE, MAP_SIDE, 3)
+    assert [caption.split(" · ")[0] for _, caption in last["crops"]] == ["1", "2", "3"]
+    assert last["json"]["steps"] == 100 and last["json"]["ood"]["available"] is False
+    assert last["maps"].gradcam is not None
     for middle in frames[1:-1]:
-        assert is_skip(middle["saliency"]) and is_skip(middle["label"])
+        assert is_skip(middle["heat"]) and is_skip(middle["answer"])
+
+
+def test_trajectory_starts_at_the_prior_with_median_and_interquartile_band(registry, example):
+    pipe = registry.get("fundus").pipe
+    out = pipe(example, SamplingOptions(samples=3, seed=0))
+    fig = trajectory_figure(out.trajectory, 100)
+    bands = [t for t in fig.data if t.fill == "toself"]
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(bands) == 5 and len(lines) == 5
+    probs = out.trajectory.probs
+    for c, line in enumerate(lines):
+        assert line.x[0] == 100 and line.y[0] == pytest.approx(out.trajectory.prior[c], abs=1e-4)
+        assert len(line.x) <= MAX_PLOT_POINTS + 1
+        assert line.y[-1] == pytest.approx(np.median(probs[-1, :, c]), abs=1e-4)
+    band = bands[0].y
+    assert band[len(band) // 2 - 1] == pytest.approx(np.percentile(probs[-1, :, 0], 75), abs=1e-4)
+    single = pipe(example, SamplingOptions(sampler="ddim", steps=5, samples=1))
+    assert not [t for t in trajectory_figure(single.trajectory, 100).data if t.fill == "toself"]
 
 
 def test_downloads_hold_the_whole_trajectory(registry, example):
-    last = as_dict(list(Diagnosis(registry).run(example, "fundus", "DDIM", 20, 3, 1))[-1])
+    last = run(Diagnosis(registry), example, "fundus", "DDIM", 20, 3, 1)[-1]
     csv_path, json_path, png_path = last["downloads"]
     rows = list(csv.reader(io.StringIO(open(csv_path).read())))
     assert rows[0][:2] == ["step", "t"] and len(rows[0]) == 2 + 3 * 5
@@ -148,30 +197,152 @@ def test_downloads_hold_the_whole_trajectory(registry, example):
 
 
 def test_stream_is_throttled(registry, example):
-    diagnosis = Diagnosis(registry, interval_s=0.0)
-    assert len(list(diagnosis.run(example, "fundus", "DDPM", 100, 1, 0))) == 1 + 99 + 1
-    diagnosis = Diagnosis(registry, interval_s=60.0)
-    assert len(list(diagnosis.run(example, "fundus", "DDPM", 100, 1, 0))) == 2
+    assert len(run(Diagnosis(registry, interval_s=0.0), example, "fundus", "DDPM", 100, 1, 0)) == 1 + 99 + 1
+    assert len(run(Diagnosis(registry, interval_s=60.0), example, "fundus", "DDPM", 100, 1, 0)) == 2
 
 
-def test_predict_api_returns_the_cli_json(registry, example):
+def test_predict_api_returns_the_pipeline_json(registry, example):
     answer = Diagnosis(registry).predict(example, "fundus", "ddim", 10, 3, 7)
-    expected = (
-        registry.get("fundus").model.predict(example, sampler="ddim", steps=10, samples=3, seed=7).to_json()
-    )
+    options = SamplingOptions(sampler="ddim", steps=10, samples=3, seed=7)
+    expected = registry.get("fundus").pipe(example, options).to_json()
     answer.pop("seconds"), expected.pop("seconds")
-    assert answer == expected
+    assert answer == expected and answer["ood"] == {
+        "available": False,
+        "score": None,
+        "threshold": None,
+        "flagged": False,
+    }
     all_steps = Diagnosis(registry).predict(example, "fundus", "DDPM", 0, 1, 0)
     assert all_steps["steps"] == 100 and all_steps["sampler"] == "ddpm"
 
 
 def test_same_seed_same_answer(registry, example):
-    runs = [
-        as_dict(list(Diagnosis(registry).run(example, "fundus", "DDPM", 100, 4, 3))[-1]) for _ in range(2)
-    ]
+    runs = [run(Diagnosis(registry), example, "fundus", "DDPM", 100, 4, 3)[-1] for _ in range(2)]
     assert runs[0]["json"]["probabilities"] == runs[1]["json"]["probabilities"]
 
 
+# ---------------------------------------------------------------- Diagnose: Stop and stale results
+def test_stop_ends_the_run_with_the_step_it_reached(registry, example):
+    diagnosis = Diagnosis(registry, interval_s=0.0)
+    frames = diagnosis.run(example, "fundus", "DDPM", 100, 2, 0)
+    seen = [as_dict(next(frames)) for _ in range(11)]  # the first frame and ten steps
+    diagnosis.stop()
+    rest = [as_dict(f) for f in frames]
+    assert len(rest) == 1
+    assert rest[0]["counter"].startswith("**Stopped at step 10 of 100.**")
+    assert "no answer" in rest[0]["answer"] and is_skip(rest[0]["trajectory"])  # the partial chain stays
+    assert "Step 10 of 100" in seen[-1]["counter"]
+    # the page is usable again: the next run goes to the end
+    assert run(diagnosis, example, "fundus", "DDIM", 5, 1, 0)[-1]["counter"].startswith("**Done:**")
+
+
+def test_stop_while_queued_stops_the_run_before_its_first_step(registry, example):
+    diagnosis = Diagnosis(registry)
+    token, counter = diagnosis.arm()  # Run pressed: the run waits in the queue
+    assert counter == "*Starting…*"
+    diagnosis.stop()
+    frames = run(diagnosis, example, "fundus", "DDPM", 100, 1, 0, token)
+    assert len(frames) == 1 and frames[0]["counter"].startswith("**Stopped at step 0 of 100.**")
+
+
+def test_a_new_image_clears_the_results_and_ends_the_old_run(registry, example, settings):
+    diagnosis = Diagnosis(registry, interval_s=0.0)
+    frames = diagnosis.run(example, "fundus", "DDPM", 100, 1, 0)
+    next(frames), next(frames)
+    other = sorted((settings.assets_dir / "fundus").glob("*.png"))[1]
+    preview, *cleared = diagnosis.preview(str(other))
+    assert preview.shape[2] == 3
+    assert_cleared(as_dict(tuple(cleared)))
+    assert list(frames) == []  # stale: nothing more is written over the cleared page
+    # a late preview of the run's own image does not end it
+    frames = diagnosis.run(example, "fundus", "DDIM", 5, 1, 0)
+    next(frames)
+    diagnosis.preview(example)
+    assert as_dict(list(frames)[-1])["counter"].startswith("**Done:**")
+    assert_cleared(as_dict(diagnosis.model_changed("fundus")))
+    empty_preview, *_ = diagnosis.preview(None)
+    assert empty_preview is None
+
+
+# ---------------------------------------------------------------- Diagnose: the answer card
+def fake_output(sample_probs, task_names=FUNDUS):
+    probs = np.asarray(sample_probs, float)
+    mean = probs.mean(0)
+    return SimpleNamespace(
+        probabilities=dict(zip(task_names, mean.tolist(), strict=True)),
+        sample_probs=probs,
+        label_index=int(mean.argmax()),
+    )
+
+
+def test_answer_card_speaks_plainly_and_says_ties():
+    moderate, severe = np.eye(5)[2] * 0.6 + 0.08, np.eye(5)[3] * 0.6 + 0.08
+    split = fake_output([moderate] * 5 + [severe] * 3)
+    card = report.answer_markdown(split, "fundus")
+    assert card.startswith("### Moderate non-proliferative DR (Moderate) — probability")
+    assert "8 runs: 68 %–68 %" not in card and "8 runs:" in card
+    assert "The 8 runs split: 5 for Moderate non-proliferative DR (Moderate) and 3 for Severe" in card
+    tie = report.answer_markdown(fake_output([moderate] * 4 + [severe] * 4), "fundus")
+    assert tie.startswith("### A tie: Moderate non-proliferative DR (Moderate) and Severe")
+    assert "A tie between the runs: 4 each for" in tie
+    agree = report.answer_markdown(fake_output([moderate] * 3), "fundus")
+    assert "All 3 runs agree." in agree
+    one = report.answer_markdown(fake_output([moderate]), "fundus")
+    assert "One run only" in one
+    derm = report.answer_markdown(
+        fake_output([np.eye(4)[1] * 0.8 + 0.05], ["NV", "MEL", "BCC", "BKL"]), "derm"
+    )
+    assert derm.startswith("### Melanoma (MEL) — probability 85 %")
+    assert report.percent(0.004) == "<1 %" and report.percent(0.555) == "56 %"
+
+
+# ---------------------------------------------------------------- Diagnose: the distribution check
+@pytest.fixture
+def fundus_flags_everything(monkeypatch):
+    """The fundus model flags every image; the derm model has a check and accepts it."""
+    original_result = DiffMICPipeline.result
+
+    def result(self, *args, **kwargs):
+        out = original_result(self, *args, **kwargs)
+        flagged = self.config.task == "fundus"
+        out.ood = {"available": True, "score": 9.5 if flagged else 1.0, "threshold": 5.0, "flagged": flagged}
+        return out
+
+    monkeypatch.setattr(DiffMICPipeline, "result", result)
+
+
+def test_a_flagged_image_gets_a_warning_above_the_answer(two_models, example, fundus_flags_everything):
+    last = run(Diagnosis(two_models), example, "fundus", "DDIM", 5, 2, 0)[-1]
+    warning = last["ood"]
+    assert warning["visible"] is True
+    assert (
+        "This image does not look like the colour fundus photographs images this model was trained on; "
+        "the answer below is unreliable." in warning["value"]
+    )
+    assert "**derm** (Dermoscopy: skin-lesion type (4 classes)) model accepts it" in warning["value"]
+    assert "flagged" in last["details"] and "threshold 5" in last["details"]
+    assert last["json"]["ood"]["flagged"] is True
+    assert Diagnosis(two_models).predict(example, "fundus", "ddim", 2, 1, 0)["ood"]["score"] == 9.5
+    assert two_models.models_accepting(Image.open(example).convert("RGB"), "derm") == []  # fundus flags it
+
+
+def test_no_suggestion_when_no_other_model_accepts(registry, example, fundus_flags_everything):
+    last = run(Diagnosis(registry), example, "fundus", "DDIM", 5, 1, 0)[-1]
+    assert last["ood"]["visible"] is True and "accepts it" not in last["ood"]["value"]
+
+
+# ---------------------------------------------------------------- Diagnose: the maps
+def test_map_controls_redraw_without_a_new_run(registry, example):
+    data = run(Diagnosis(registry), example, "fundus", "DDIM", 3, 1, 0)[-1]["maps"]
+    image_only = heat_image(data, DEFAULT_HEAT, 0.0)
+    assert np.array_equal(image_only, original(data.pixels))
+    cam, grad = heat_image(data, DEFAULT_HEAT, 0.7), heat_image(data, "Grad-CAM++", 0.7)
+    assert cam.shape == (MAP_SIDE, MAP_SIDE, 3) and not np.array_equal(cam, image_only)
+    assert not np.array_equal(cam, grad)
+    assert is_skip(Diagnosis.redraw_heat(None, DEFAULT_HEAT, 0.5))
+
+
+# ---------------------------------------------------------------- Diagnose: bad inputs
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -188,18 +359,19 @@ def test_bad_uploads_show_a_message(registry, tmp_path, content, message):
         path = str(path)
     frames = list(Diagnosis(registry).run(path, "fundus", "DDPM", 100, 1, 0))
     assert len(frames) == 1 and message in shown_error(frames[0])
+    assert_cleared(as_dict(frames[0]))
     with pytest.raises(gr.Error, match=message):
         Diagnosis(registry).predict(path, "fundus", "DDPM", 100, 1, 0)
 
 
-def test_corrupt_png_shows_a_message(registry, tmp_path):
+def test_corrupt_png_shows_a_message_beside_the_upload(registry, tmp_path):
     good = random_png(tmp_path / "good.png", 64).read_bytes()
     bad = tmp_path / "broken.png"
     bad.write_bytes(good[: len(good) // 2])
     frames = list(Diagnosis(registry).run(str(bad), "fundus", "DDPM", 100, 1, 0))
     assert "broken.png" in shown_error(frames[0]) and "corrupt or truncated" in shown_error(frames[0])
-    preview, box = Diagnosis(registry).preview(str(bad))
-    assert preview is None and box["visible"] is True
+    preview, *outputs = Diagnosis(registry).preview(str(bad))
+    assert preview is None and "corrupt" in shown_error(tuple(outputs))
 
 
 def test_dicom_upload_runs(registry, tmp_path):
@@ -207,9 +379,9 @@ def test_dicom_upload_runs(registry, tmp_path):
     pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7) % 4096
     path = tmp_path / "scan.dcm"
     path.write_bytes(dicom_bytes(pixels))
-    preview, box = Diagnosis(registry).preview(str(path))
-    assert preview.shape == (64, 64, 3) and box["visible"] is False
-    last = as_dict(list(Diagnosis(registry).run(str(path), "fundus", "DDIM", 10, 1, 0))[-1])
+    preview, *_ = Diagnosis(registry).preview(str(path))
+    assert preview.shape == (64, 64, 3)
+    last = run(Diagnosis(registry), str(path), "fundus", "DDIM", 10, 1, 0)[-1]
     assert last["json"]["label"] in FUNDUS
 
 
@@ -217,7 +389,7 @@ def test_dicom_upload_runs(registry, tmp_path):
     "args, message",
     [
         (("ddpm", 101, 1, 0), "at most 100 steps"),
-        (("ddpm", 10, 0, 0), "samples must be between"),
+        (("ddpm", 10, 0, 0), "samples must be between 1 and 64"),
         (("euler", 10, 1, 0), "unknown sampler"),
         (("ddim", "ten", 1, 0), "whole numbers"),
         (("ddim", 10, 1, -1), "non-negative"),
@@ -228,60 +400,77 @@ def test_bad_settings_show_a_message(registry, example, args, message):
     assert message in shown_error(frames[0])
 
 
-def test_check_params_defaults(registry):
-    params = check_params(registry.get("fundus").model, "DDIM", None, None, None)
-    assert (params.sampler, params.steps, params.samples, params.seed) == ("ddim", None, 1, 0)
+def test_controls_become_one_sampling_options():
+    assert sampling_options("DDIM", None, None, None, 100) == SamplingOptions("ddim", None, 1, 0)
+    assert sampling_options("ddpm", 0, 8, 3, 100) == SamplingOptions("ddpm", None, 8, 3)
+    assert sampling_options("DDIM", 50.0, "4", 1, 100) == SamplingOptions("ddim", 50, 4, 1)
+    with pytest.raises(UserError, match="whole numbers"):
+        sampling_options("ddim", 2.5, 1, 0, 100)
 
 
-def test_missing_model_shows_a_message(registry, example):
-    frames = list(Diagnosis(registry).run(example, "derm", "DDPM", 100, 1, 0))
-    assert "may still be training" in shown_error(frames[0])
+def test_missing_model_and_failing_handler_show_a_message(registry, example, monkeypatch):
+    assert "may still be training" in shown_error(
+        list(Diagnosis(registry).run(example, "derm", "DDPM", 1, 1, 0))[0]
+    )
 
+    def broken(choice):
+        raise RuntimeError("boom")
 
-# ---------------------------------------------------------------- figures and trajectory
-def test_trajectory_figure_is_decimated_and_banded(registry, example):
-    model = registry.get("fundus").model
-    states = list(model.stream(model.prepare(example), sampler="ddpm", samples=3, seed=0))
-    traj = Trajectory(FUNDUS, 3, np.full(5, 0.2))
-    for s in states:
-        traj.record(s)
-    fig = trajectory_figure(traj, 99)
-    bands = [t for t in fig.data if t.fill == "toself"]
-    lines = [t for t in fig.data if t.mode == "lines"]
-    assert len(bands) == 5 and len(lines) == 5
-    assert all(len(t.x) <= MAX_PLOT_POINTS for t in lines)
-    assert np.allclose(traj.mean[-1], states[-1].probs[0].mean(0).numpy(), atol=1e-6)
-    s0 = states[0]
-    single = Trajectory(FUNDUS, 1, np.full(5, 0.2))
-    single.record(DenoiseState(0, 1, 0, s0.sample[:, :1], s0.pred_y0[:, :1], s0.probs[:, :1]))
-    assert not [t for t in trajectory_figure(single, 99).data if t.fill == "toself"]
+    monkeypatch.setattr(registry, "get", broken)
+    frames = list(Diagnosis(registry).run(example, "fundus", "DDPM", 1, 1, 0))
+    assert "the run failed (RuntimeError: boom)" in shown_error(frames[0])
 
 
 # ---------------------------------------------------------------- Learn
-def test_forward_process_follows_q(registry):
-    model = registry.get("fundus").model
+def test_forward_process_comes_from_the_package(registry):
+    pipe = registry.get("fundus").pipe
     prior = np.array([0.1, 0.2, 0.4, 0.2, 0.1], np.float32)
     y0 = one_hot(3, 5)
-    fp = forward_process(model, y0, prior)
-    ab = model.diffusion.alphas_cumprod[torch.as_tensor(fp["ts"])].numpy()
+    fp = forward_process(pipe, y0, prior, FUNDUS)
+    ab = pipe.model.diffusion.alphas_cumprod.numpy()
     expected = np.sqrt(ab)[:, None] * y0 + (1 - np.sqrt(ab))[:, None] * prior
-    assert np.allclose(fp["mean"], expected, atol=1e-5)
-    assert np.allclose(fp["sd"], np.sqrt(1 - ab), atol=1e-5)
-    assert fp["ts"][0] == 0 and fp["ts"][-1] == 99 and fp["draws"].shape == (len(fp["ts"]), 24, 5)
-    assert list(forward_timesteps(1000)) == sorted(set(forward_timesteps(1000)))
+    assert fp.T == 100 and np.allclose(fp.mean, expected, atol=1e-5)
+    assert np.allclose(fp.std, np.sqrt(1 - ab), atol=1e-5)
+    assert fp.draws.shape == (100, 24, 5)
+    assert np.allclose(fp.draws[0], y0, atol=0.1)  # almost no noise at t = 0
+    assert fp.frames[0] == 0 and fp.frames[-1] == 99 and np.all(np.diff(fp.frames) > 0)
 
 
-def test_lessons(registry, settings, example):
-    out = Lessons(registry, settings).run("fundus", example)
-    forward, ddpm, ddim, with_prior, without_prior, *notes, error = out
-    assert len(forward.frames) == len(forward_timesteps(100))
-    assert len([t for t in ddim.data if t.mode == "lines"][0].x) == 50
-    assert without_prior.data[-1].name == "zero mean"
-    assert "Moderate" in notes[0] or "one-hot" in notes[0]
+def test_lessons_show_plays_and_scrubs(registry, settings, example):
+    lessons = Lessons(registry, settings)
+    forward, t, fp, ddpm, ddim, with_prior, without_prior, *notes, error, shown = lessons.run(
+        "fundus", example
+    )
+    assert "t = 0 of 100" in forward.layout.title.text and t["maximum"] == 99
+    assert len([tr for tr in ddim.data if tr.mode == "lines"][0].x) == 1 + 50  # the prior, then 50 steps
+    assert without_prior.data[-1].name.startswith("zero mean")
+    assert "one-hot of **" in notes[0] and "true label" in notes[0]
     assert "DDPM" in notes[1] and "DDIM" in notes[1] and "zero mean" in notes[2]
-    assert error["visible"] is False
-    bad = Lessons(registry, settings).run("derm", example)
-    assert bad[-1]["visible"] is True and all(is_skip(v) for v in bad[:-1])
+    assert error["visible"] is False and shown == f"fundus|{example}"
+    # scrub: the figure follows the slider
+    assert "t = 40 of 100" in lessons.scrub(fp, 40).layout.title.text
+    # play: each tick moves to the next frame, the timer stops after the last
+    nxt, figure, timer = lessons.advance(fp, 0)
+    assert nxt == fp.frames[1] and f"t = {nxt} of" in figure.layout.title.text and timer.active is True
+    end = lessons.advance(fp, 99)
+    assert is_skip(end[0]) and end[2].active is False
+    restart, timer = lessons.play(fp, 99)
+    assert restart["value"] == 0 and timer.active is True
+    # the tab opened again: the figures are already there
+    assert all(is_skip(v) for v in lessons.on_open(shown, "fundus", example))
+
+
+def test_learn_offers_only_the_models_own_images(two_models, example):
+    lessons = Lessons(two_models, two_models.settings)
+    fundus = lessons.images_for("fundus")
+    assert fundus["choices"] and all("/fundus/" in path for _, path in fundus["choices"])
+    derm = lessons.images_for("derm")  # no derm examples: a generated derm image
+    assert derm["choices"] == [("a generated derm image", "generated")] and derm["value"] == "generated"
+    out = lessons.run("derm", "generated")
+    assert out[-2]["visible"] is False and "one-hot of **" in out[7]
+    refused = lessons.run("derm", example)  # another task's image
+    assert "pick one of the derm's own example images" in refused[-2]["value"]
+    assert not refused[0].data and refused[2] is None  # the stale figures are cleared
 
 
 # ---------------------------------------------------------------- Evaluate
@@ -292,18 +481,37 @@ def test_evaluate_a_zipped_dataset(registry, tmp_path):
     )
     assert error["visible"] is False
     assert "Accuracy" in metrics and "macro-F1" in metrics and "quadratic-weighted κ" in metrics
+    assert "10 images" in metrics and "DDIM, 10 steps, 1 run(s) per image" in metrics
     assert np.asarray(confusion.data[0].z).sum() == 10
-    assert len(table["value"]) == 10 and table["headers"][:3] == ["file", "true class", "predicted class"]
+    assert len(table["value"]) == 10 and table["headers"] == [
+        "file",
+        "true class",
+        "predicted class",
+        "probability",
+        "correct",
+    ]
     rows = list(csv.reader(open(table_csv)))
     assert len(rows) == 11 and rows[1][0].endswith(".png")
 
 
-def test_evaluate_refuses_hostile_and_wrong_zips(registry, tmp_path):
+def test_evaluate_on_generated_test_images(registry, monkeypatch):
+    monkeypatch.setattr("app.evaluation.GENERATED_TEST_IMAGES", 10)
+    metrics, confusion, table, table_csv, error = Evaluation(registry).run_generated("fundus", "DDIM", 5, 1)
+    assert error["visible"] is False and "10 generated test images" in metrics
+    assert [row[0] for row in table["value"][:2]] == ["generated #1", "generated #2"]
+    assert generated_note("fundus")[1] is True
+    note, usable = generated_note("custom")
+    assert usable is False and "only for the built-in tasks" in note
+    assert Evaluation(registry).generated_button("fundus")[0]["interactive"] is True
+
+
+def test_evaluate_refuses_hostile_and_wrong_zips_and_clears_old_results(registry, tmp_path):
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../../escape.png", b"x")
-    out = Evaluation(registry).run(str(evil), "fundus", "DDIM", 10, 1)
-    assert "outside" in out[-1]["value"] and all(is_skip(v) for v in out[:-1])
+    metrics, confusion, table, table_csv, error = Evaluation(registry).run(str(evil), "fundus", "DDIM", 10, 1)
+    assert "outside" in error["value"] and error["visible"] is True
+    assert metrics == "" and not confusion.data and table["value"] == [] and table_csv is None
     not_zip = random_png(tmp_path / "image.zip")
     assert "not a valid zip" in Evaluation(registry).run(str(not_zip), "fundus", "DDIM", 10, 1)[-1]["value"]
     other_task = make_dataset_zip(tmp_path / "derm", n_per_class=1, task="derm")

@@ -1,10 +1,18 @@
 """The app launched on 127.0.0.1: called with gradio_client, then driven in a real Chromium browser.
 
-The browser test saves a screenshot of each tab ({diagnose,learn,evaluate}.png) in a temporary folder,
-or in ``DIFFMIC_SCREENSHOTS_DIR`` when set. They come from a tiny random model;
-``DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1`` uses the repo's own ``weights/fundus`` and ``assets/fundus``
-instead (when they exist). The README's screenshots were made with
-``DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1 DIFFMIC_SCREENSHOTS_DIR=docs/screenshots pytest tests/test_app_live.py``.
+The browser test plays Learn's animation, stops a run, changes the image after a run, uploads an image
+the distribution check flags, and saves screenshots: ``diagnose.png``, ``learn.png`` and
+``evaluate.png`` at 1400 x 900 and ``diagnose-mobile.png`` at 390 px wide (full pages), in a temporary
+folder or in ``DIFFMIC_SCREENSHOTS_DIR``. They come from tiny random models;
+``DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1`` uses the repo's own ``weights/`` and ``assets/`` instead (when
+the fundus model loads). The README's screenshots are made with::
+
+    DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1 DIFFMIC_SCREENSHOTS_DIR=docs/screenshots \\
+        python -m pytest -q tests/test_app_live.py -k browser
+
+Two stand-ins run in the app's process: a distribution check that flags a blank image for the fundus
+model (and lets the derm model accept it), and a switch that slows the chain so Stop can be pressed
+mid-run.
 """
 
 from __future__ import annotations
@@ -14,17 +22,23 @@ import os
 import re
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from app.diagnose import OUTPUTS
 from app.models import ModelRegistry
 from app.server import launch
 from app.settings import Settings
 from app.ui import build_demo
+from diffmic.hub import ModelLoadError
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline, denoise_steps
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +50,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+API_OUTPUTS = [name for name in OUTPUTS if name != "maps"]  # a gr.State is not part of the API
+SLOW = {"seconds": 0.0}  # pause after every reverse step, to press Stop mid-run
 
 
 @dataclass
@@ -43,8 +59,16 @@ class Live:
     url: str
     settings: Settings
     registry: ModelRegistry
-    example: Path
+    examples: list[Path]
     root: Path
+
+    @property
+    def example(self) -> Path:
+        return next((p for p in self.examples if "moderate" in p.name), self.examples[0])
+
+    @property
+    def T(self) -> int:
+        return self.registry.timesteps("fundus")
 
 
 def free_port() -> int:
@@ -54,58 +78,92 @@ def free_port() -> int:
 
 
 def bundled_settings() -> Settings | None:
-    """The repo's own weights/ and assets/, when DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1 and they exist."""
+    """The repo's own weights/ and assets/, when DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1 and fundus loads."""
     if os.environ.get("DIFFMIC_SCREENSHOTS_WITH_BUNDLED") != "1":
         return None
     settings = Settings(REPO / "weights", REPO / "assets", None, 1)
-    if "fundus" not in ModelRegistry(settings).available() or not list(
-        (REPO / "assets" / "fundus").glob("*.png")
-    ):
+    try:
+        ModelRegistry(settings).get("fundus")
+    except ModelLoadError:
         return None
-    return settings
+    return settings if list((REPO / "assets" / "fundus").glob("*.png")) else None
+
+
+def flag_blank_images(result):
+    """A stand-in distribution check: a blank image is unlike the fundus model's training images and
+    the other models accept it; other images keep the model's own check."""
+
+    def patched(self, prepared, *args, **kwargs):
+        out = result(self, prepared, *args, **kwargs)
+        if np.ptp(prepared.pixels) == 0:
+            flagged = self.config.task == "fundus"
+            out.ood = {
+                "available": True,
+                "score": 9.0 if flagged else 1.0,
+                "threshold": 5.0,
+                "flagged": flagged,
+            }
+        return out
+
+    return patched
+
+
+def slowed(steps):
+    """The reverse chain with a pause of ``SLOW["seconds"]`` after every step."""
+
+    def patched(*args, **kwargs):
+        for state in steps(*args, **kwargs):
+            if SLOW["seconds"]:
+                time.sleep(SLOW["seconds"])
+            yield state
+
+    return patched
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
-    settings = bundled_settings() or make_app_dirs(root, n_examples=5, image_size=96)
+    settings = bundled_settings() or make_app_dirs(root, n_examples=5, tasks=("fundus", "derm"))
     registry = ModelRegistry(settings)
-    demo = build_demo(settings, registry)
     threads = torch.get_num_threads()
-    _, url, _ = launch(
-        demo,
-        registry,
-        settings,
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    examples = sorted((settings.assets_dir / "fundus").glob("*.png"))
-    example = next((p for p in examples if "moderate" in p.name), examples[0])
-    try:
-        yield Live(url, settings, registry, example, root)
-    finally:
-        demo.close()
-        torch.set_num_threads(threads)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DiffMICPipeline, "result", flag_blank_images(DiffMICPipeline.result))
+        mp.setattr("diffmic.pipeline.denoise_steps", slowed(denoise_steps))
+        demo = build_demo(settings, registry)
+        _, url, _ = launch(
+            demo,
+            registry,
+            settings,
+            server_name="127.0.0.1",
+            server_port=free_port(),
+            prevent_thread_lock=True,
+            quiet=True,
+        )
+        examples = sorted((settings.assets_dir / "fundus").glob("*.png"))
+        try:
+            yield Live(url, settings, registry, examples, root)
+        finally:
+            demo.close()
+            torch.set_num_threads(threads)
 
 
-def test_gradio_client_gets_a_label_and_a_trajectory(live):
+def test_gradio_client_gets_an_answer_and_a_trajectory(live):
     from gradio_client import Client, handle_file
 
     client = Client(live.url, verbose=False)
-    job = client.submit(handle_file(str(live.example)), "fundus", "DDPM", 100, 4, 0, api_name="/diagnose")
-    final = dict(zip(OUTPUTS, job.result(timeout=120), strict=True))
-    assert final["label"]["label"] in FUNDUS
-    assert len(final["label"]["confidences"]) == len(FUNDUS)
+    job = client.submit(handle_file(str(live.example)), "fundus", "DDPM", live.T, 4, 0, api_name="/diagnose")
+    final = dict(zip(API_OUTPUTS, job.result(timeout=120), strict=True))
+    assert final["json"]["label"] in FUNDUS and "probability" in final["answer"]
     plot = json.loads(final["trajectory"]["plot"])
     lines = [t for t in plot["data"] if t.get("mode") == "lines"]
-    assert [t["name"] for t in lines] == FUNDUS and len(lines[0]["x"]) == 100
-    assert "Done: 100 / 100 steps" in final["counter"]
+    assert [t["name"] for t in lines] == FUNDUS and len(
+        lines[0]["x"]
+    ) == 1 + live.T  # the prior, then T steps
+    assert final["counter"].startswith(f"**Done:** {live.T} of {live.T} steps")
 
     answer = client.predict(handle_file(str(live.example)), "fundus", "ddpm", 0, 4, 0, api_name="/predict")
-    expected = live.registry.get("fundus").model.predict(str(live.example), samples=4, seed=0).to_json()
-    assert set(answer) == set(expected)
+    expected = live.registry.get("fundus").pipe(str(live.example), SamplingOptions(samples=4)).to_json()
+    assert set(answer) == set(expected) and "ood" in answer
     answer.pop("seconds"), expected.pop("seconds")
     assert answer == expected
     assert final["json"]["label"] == answer["label"]
@@ -139,6 +197,47 @@ def chromium_or_skip() -> str:
     return path
 
 
+def run_and_wait(page, timeout_ms: int = 90_000) -> None:
+    from playwright.sync_api import expect
+
+    page.locator("#run").click()
+    expect(page.locator("#counter")).to_contain_text("Done", timeout=timeout_ms)
+
+
+def upload(page, path: Path | str) -> None:
+    """Put a file in the upload box (clearing the one there first, as a user would)."""
+    clear = page.locator("#upload button[aria-label=Clear]")
+    if clear.count():
+        clear.click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def words_broken(page, selector: str) -> list[int]:
+    """For each matching element, how many line breaks fall inside a word or a number (0 = none); a
+    break after a hyphen or a slash is a normal one."""
+    return page.eval_on_selector_all(
+        selector,
+        """els => els.map(el => {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            let broken = 0, node;
+            while ((node = walker.nextNode())) {
+                const text = node.textContent;
+                let top = null, prev = " ";
+                for (let i = 0; i < text.length; i++) {
+                    const range = document.createRange();
+                    range.setStart(node, i); range.setEnd(node, i + 1);
+                    const rect = range.getClientRects()[0];
+                    if (!rect) continue;
+                    const y = Math.round(rect.top);
+                    const joined = /\\S/.test(text[i]) && /\\S/.test(prev) && !/[-–—\\/]/.test(prev);
+                    if (top !== null && y > top + 2 && joined) broken++;  // a break after a hyphen is fine
+                    top = y; prev = text[i];
+                }
+            }
+            return broken; })""",
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_end_to_end(live, tmp_path):
@@ -147,41 +246,88 @@ def test_browser_end_to_end(live, tmp_path):
 
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (90, 90, 90)).save(blank)
     dataset = make_dataset_zip(tmp_path, n_per_class=2)
     shots = Path(os.environ.get("DIFFMIC_SCREENSHOTS_DIR") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
+    T = live.T
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(live.url)
             expect(page.locator("#run")).to_be_visible(timeout=30_000)
             expect(page.locator("#model-status")).to_contain_text("derm")
+            box = page.locator("#run").bounding_box()
+            assert box["y"] + box["height"] <= 900, "Run must be reachable without scrolling at 1400 x 900"
 
-            # Upload an example, run, and wait for the answer.
-            page.locator("#upload input[type=file]").set_input_files(str(live.example))
+            # Upload an example, run, and read the answer, the trajectory and the maps.
+            upload(page, live.example)
             expect(page.locator("#preview img")).to_be_visible(timeout=20_000)
-            page.locator("#run").click()
-            expect(page.locator("#counter")).to_contain_text("Done", timeout=60_000)
-            expect(page.locator("#label")).to_contain_text(re.compile("|".join(map(re.escape, FUNDUS))))
-            expect(page.locator("#summary")).to_contain_text("not for clinical use")
+            run_and_wait(page)
+            expect(page.locator("#answer")).to_contain_text("probability")
+            expect(page.locator("#answer")).to_contain_text("not for clinical use")
+            expect(page.locator("#ood-warning")).to_be_hidden()
             assert page.locator("#trajectory .js-plotly-plot .scatterlayer .trace").count() >= 2 * len(FUNDUS)
             assert page.locator("#bars .js-plotly-plot .barlayer .trace").count() >= 1
-            for name in ("saliency", "rois", "gradcam"):
+            for name in ("original", "heat", "rois"):
                 expect(page.locator(f"#{name} img")).to_be_visible()
+                assert page.locator(f"#{name} img").bounding_box()["width"] >= 384
             assert page.locator("#crops img").count() >= 1
+            expect(page.locator("#crops")).to_contain_text("1 · ")
             expect(page.locator("#downloads")).to_contain_text(".csv")
-            settle(page, "trajectory", "label", "gradcam")
+            expect(page.locator("#downloads .label-clear-button").first).to_be_hidden()  # no "remove"
+            page.locator("#details-box").get_by_text("Details").click()
+            expect(page.locator("#details")).to_contain_text("paired t-test")
+            settle(page, "trajectory", "answer", "heat")
             page.screenshot(path=str(shots / "diagnose.png"), full_page=True)
 
+            # A new image clears the old results.
+            upload(page, next(p for p in live.examples if p != live.example))
+            expect(page.locator("#answer")).to_contain_text("Run to see the answer here")
+            expect(page.locator("#heat img")).to_have_count(0)
+            expect(page.locator("#downloads")).not_to_contain_text(".csv")
+
+            # Stop halfway: the counter says where, and the page runs again afterwards.
+            SLOW["seconds"] = 4.0 / T
+            try:
+                page.locator("#run").click()
+                expect(page.locator("#counter")).to_contain_text(
+                    re.compile(r"Step [1-9]\d* of"), timeout=30_000
+                )
+                # force: while the plots redraw ten times a second Playwright never finds the page "stable"
+                page.locator("#stop").click(force=True)
+                expect(page.locator("#counter")).to_contain_text(
+                    re.compile(rf"Stopped at step \d+ of {T}"), timeout=20_000
+                )
+            finally:
+                SLOW["seconds"] = 0.0
+            expect(page.locator("#answer")).to_contain_text("no answer")
+            run_and_wait(page)
+
+            # An image unlike the training data: the warning above the answer, another model suggested.
+            upload(page, blank)
+            run_and_wait(page)
+            warning = page.locator("#ood-warning")
+            expect(warning).to_contain_text("does not look like the colour fundus photographs")
+            expect(warning).to_contain_text("derm")
+            assert warning.bounding_box()["y"] < page.locator("#answer").bounding_box()["y"]
+
+            # Learn: the figures are there on opening the tab, and Play moves t.
             page.get_by_role("tab", name="Learn").click()
-            page.locator("#learn-run").click()
-            expect(page.locator("#forward .js-plotly-plot .slider-container")).to_be_visible(timeout=60_000)
+            title = page.locator("#forward .gtitle").first
+            expect(title).to_contain_text("t = 0 of", timeout=60_000)
+            page.locator("#forward-play").click()
+            expect(title).to_contain_text(re.compile(r"t = [1-9]\d* of"), timeout=20_000)
             expect(page.locator("#learn-ddim .js-plotly-plot")).to_be_visible()
+            page.locator("#forward-pause").click()
             settle(page, "forward", "learn-ddim")
             page.screenshot(path=str(shots / "learn.png"), full_page=True)
 
+            # Evaluate a zip.
             page.get_by_role("tab", name="Evaluate").click()
+            expect(page.locator("#eval-generated")).to_be_enabled()
             page.locator("#eval-zip input[type=file]").set_input_files(str(dataset))
             page.locator("#eval-run").click()
             expect(page.locator("#eval-metrics")).to_contain_text("Accuracy", timeout=60_000)
@@ -190,16 +336,29 @@ def test_browser_end_to_end(live, tmp_path):
             settle(page, "confusion", "eval-table")
             page.screenshot(path=str(shots / "evaluate.png"), full_page=True)
 
-            # A corrupt upload is reported in the page, not a crash.
+            # A corrupt upload is reported beside the upload, not a crash.
             page.get_by_role("tab", name="Diagnose").click()
-            page.locator("#upload button[aria-label=Clear]").click()
-            page.locator("#upload input[type=file]").set_input_files(str(bad))
+            upload(page, bad)
             expect(page.locator("#error")).to_contain_text("corrupt or truncated", timeout=20_000)
             page.locator("#run").click()
             expect(page.locator("#error")).to_contain_text("corrupt or truncated")
             page.locator("#upload button[aria-label=Clear]").click()
             expect(page.locator("#error")).to_be_hidden()
+
+            # A phone: nothing wider than the screen, no word or number broken in the tables.
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto(live.url)
+            expect(phone.locator("#run")).to_be_visible(timeout=30_000)
+            upload(phone, live.example)
+            run_and_wait(phone)
+            phone.locator("#details-box").get_by_text("Details").click()
+            expect(phone.locator("#details")).to_contain_text("paired t-test")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+            cells = "#details td, #details th, #answer h3, #answer p"
+            assert phone.locator("#details td").count() >= 10 and set(words_broken(phone, cells)) == {0}
+            settle(phone, "trajectory", "answer", "heat")
+            phone.screenshot(path=str(shots / "diagnose-mobile.png"), full_page=True)
         finally:
             browser.close()
-    for name in ("diagnose", "learn", "evaluate"):
+    for name in ("diagnose", "learn", "evaluate", "diagnose-mobile"):
         assert (shots / f"{name}.png").stat().st_size > 10_000

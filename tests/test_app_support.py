@@ -17,10 +17,13 @@ from tests.helpers import tiny_model
 FUNDUS = list(TASKS["fundus"].class_names)
 
 
-def make_app_dirs(root: Path, n_examples: int = 5, image_size: int = 64) -> Settings:
-    """``root/weights/fundus`` (a tiny random model with the fundus classes) and ``root/assets/fundus``."""
-    model = tiny_model(5, class_names=FUNDUS, task="fundus", ordinal=True, image_size=image_size)
-    model.save_pretrained(root / "weights" / "fundus")
+def make_app_dirs(root: Path, n_examples: int = 5, tasks: tuple[str, ...] = ("fundus",)) -> Settings:
+    """``root/weights/<task>`` (a tiny random model with the task's classes; its input is 128 px) for each
+    of ``tasks`` and ``root/assets/fundus`` (``n_examples`` generated fundus images)."""
+    for task in tasks:
+        names = list(TASKS[task].class_names)
+        model = tiny_model(len(names), class_names=names, task=task, ordinal=TASKS[task].ordinal)
+        model.save_pretrained(root / "weights" / task)
     folder = root / "assets" / "fundus"
     folder.mkdir(parents=True)
     for i in range(n_examples):

@@ -42,6 +42,21 @@ def test_q_sample_marginals_match_closed_form():
         assert torch.allclose(yt.var(0), (1 - ab).expand(3).to(yt.dtype), rtol=0.02, atol=1e-4)
 
 
+def test_marginal_is_the_forward_process_in_closed_form():
+    d = LabelDiffusion(1000)
+    y0 = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    prior = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    t = torch.tensor([0, 999])  # the label itself at t = 0, the prior at t = T
+    mean, std = d.marginal(y0, prior, t)
+    ab = d.alphas_cumprod[t]  # float64
+    assert mean.shape == (2, 3) and std.shape == (2, 1)
+    expected = ab.sqrt()[:, None] * y0 + (1 - ab.sqrt())[:, None] * prior
+    assert torch.allclose(mean, expected.float()) and torch.allclose(std[:, 0], (1 - ab).sqrt().float())
+    assert torch.allclose(mean[0], y0[0], atol=0.01) and torch.allclose(mean[1], prior[1], atol=0.01)
+    noise = torch.randn(2, 3)
+    assert torch.allclose(d.q_sample(y0, prior, t, noise), mean + std * noise)
+
+
 def _card_posterior(d: LabelDiffusion, y_t, y0, prior, t):
     """CARD's q(y_{t-1} | y_t, y0, prior) written out from the paper's formulas, with plain indexing."""
     a, ab, ab_prev = 1 - d.betas[t], d.alphas_cumprod[t], d.alphas_cumprod[t - 1]

@@ -1,0 +1,91 @@
+"""The Evaluate tab's layout and events (handlers: ``evaluation.Evaluation``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import figures
+from .evaluation import COLUMN_WIDTHS, TABLE_HEADERS, Evaluation, cleared, generated_note
+from .models import ModelRegistry
+from .settings import EVAL_DEFAULT, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
+from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
+
+DEFAULTS_NOTE = (
+    f"Defaults here: {EVAL_DEFAULT.sampler.upper()}, {EVAL_DEFAULT.steps} steps, {EVAL_DEFAULT.samples} run "
+    "per image, so a whole dataset finishes in reasonable time on a CPU. Diagnose uses DDPM with all T steps "
+    "and 8 runs for one image (the paper's setting): more accurate, and far slower per image."
+)
+
+
+def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
+    """The Evaluate tab (inside a gr.Tab)."""
+    disclaimer()
+    gr.Markdown(
+        "Upload a **.zip** of a labelled dataset: one folder per class (`Moderate/img1.png`, …), an "
+        "ISIC 2018 ground-truth CSV with its images, or an APTOS 2019 `train.csv` with "
+        "`train_images/`. Class names must match the model's classes. The zip is checked before "
+        "anything is extracted (no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
+    )
+    note, usable = generated_note(registry.task_of(registry.default_choice(), load=False))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            archive = gr.File(
+                label="Dataset (.zip)", file_types=[".zip"], type="filepath", elem_id="eval-zip"
+            )
+            error = error_box("eval-error")
+            run = gr.Button("Evaluate the zip", variant="primary", elem_id="eval-run")
+            generated = gr.Button(
+                f"Try it on {GENERATED_TEST_IMAGES} generated test images",
+                interactive=usable,
+                elem_id="eval-generated",
+            )
+            generated_text = gr.Markdown(note, elem_classes="map-note", elem_id="eval-generated-note")
+        with gr.Column(scale=2, min_width=320):
+            model = model_dropdown(registry, "eval-model")
+            with gr.Row():
+                sampler = gr.Radio(["DDPM", "DDIM"], value=EVAL_DEFAULT.sampler.upper(), label="Sampler")
+                steps = gr.Slider(
+                    minimum=1,
+                    step=1,
+                    label="Steps",
+                    **steps_range(registry, registry.default_choice(), EVAL_DEFAULT.sampler),
+                )
+                samples = gr.Slider(
+                    1, MAX_EVAL_SAMPLES, value=EVAL_DEFAULT.samples, step=1, label="Runs per image"
+                )
+            gr.Markdown(DEFAULTS_NOTE, elem_classes="map-note")
+    metrics = gr.Markdown("", elem_id="eval-metrics")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            confusion = gr.Plot(
+                figures.empty_figure("Confusion matrix", 420), show_label=False, elem_id="confusion"
+            )
+        with gr.Column(scale=3, min_width=320):
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS,
+                interactive=False,
+                wrap=True,
+                column_widths=COLUMN_WIDTHS[4],
+                max_height=420,
+                label="Per-image results",
+                elem_id="eval-table",
+            )
+    table_csv = gr.File(label="Per-image results (CSV)", interactive=False, height=90, elem_id="eval-csv")
+
+    outputs = [metrics, confusion, table, table_csv, error]
+    private = dict(api_visibility="private")
+    busy = dict(concurrency_limit=1, concurrency_id="evaluate")
+    run.click(
+        evaluation.run,
+        [archive, model, sampler, steps, samples],
+        outputs,
+        api_visibility="undocumented",
+        api_name="evaluate",
+        **busy,
+    )
+    generated.click(evaluation.run_generated, [model, sampler, steps, samples], outputs, **private, **busy)
+    archive.change(cleared, None, outputs, show_progress="hidden", **private)
+    model.change(cleared, None, outputs, show_progress="hidden", **private).then(
+        evaluation.generated_button, model, [generated, generated_text], **private
+    ).then(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private)
+    sampler.input(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private)

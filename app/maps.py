@@ -1,0 +1,83 @@
+"""Where the model looked, drawn for the page from a ``DiffMICOutput`` (``diffmic.drawing`` does the
+drawing): the original, a heat map over it at a chosen opacity, the ROI boxes numbered by rank and the
+crops in rank order. Maps are drawn at ``MAP_SIDE`` pixels and shown at least 384 px wide.
+
+What is kept between events (the opacity slider and the map menu redraw without a new run) is a
+``MapData``: the model's view of the image and the two maps, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib import colormaps
+
+from diffmic.drawing import DEFAULT_CMAP, draw_rois, overlay, upscale
+from diffmic.pipeline import DiffMICOutput
+
+MAP_SIDE = 512
+DEFAULT_OPACITY = 0.5
+HEAT_MAPS = {
+    "DCG evidence (CAM)": "saliency",
+    "Grad-CAM++": "gradcam",
+}
+DEFAULT_HEAT = next(iter(HEAT_MAPS))
+HEAT_NOTES = {
+    "saliency": "the DCG's class-activation map of the answer: the cells whose features raised its score",
+    "gradcam": "Grad-CAM++ of the answer on the global network: the pixels whose change moves its score most",
+}
+
+
+@dataclass
+class MapData:
+    """What the map controls redraw from: the model's view (S, S, 3) and the two maps in [0, 1]."""
+
+    pixels: np.ndarray
+    saliency: np.ndarray
+    gradcam: np.ndarray | None
+
+
+def map_data(output: DiffMICOutput) -> MapData:
+    """The map data of a result."""
+    return MapData(output.pixels, output.saliency, output.gradcam)
+
+
+def original(pixels: np.ndarray) -> np.ndarray:
+    """The model's view of the image, at display size."""
+    return upscale(pixels, MAP_SIDE)
+
+
+def heat_image(data: MapData | None, which: str, opacity: float) -> np.ndarray | None:
+    """The chosen map (a ``HEAT_MAPS`` label) over the image at ``opacity`` (0: image only, 1: map only)."""
+    if data is None:
+        return None
+    heat = data.gradcam if HEAT_MAPS.get(which, "saliency") == "gradcam" else data.saliency
+    if heat is None:
+        heat = data.saliency
+    return overlay(upscale(data.pixels, MAP_SIDE), heat, float(opacity))
+
+
+def roi_image(output: DiffMICOutput) -> np.ndarray:
+    """The ROI boxes over the image, numbered 1 (most attended) to K."""
+    return draw_rois(output.pixels, output.rois.boxes, MAP_SIDE)
+
+
+def roi_crops(output: DiffMICOutput) -> list[tuple[np.ndarray, str]]:
+    """The crops in rank order, captioned "rank · attention weight"."""
+    rois = output.rois
+    return [
+        (crop, f"{rank} · {weight:.2f}")
+        for rank, (crop, weight) in enumerate(zip(rois.crops, rois.attention, strict=True), start=1)
+    ]
+
+
+def colour_scale_html(cmap: str = DEFAULT_CMAP, stops: int = 11) -> str:
+    """A horizontal colour bar of the heat maps' colour map, from low to high."""
+    colours = colormaps[cmap](np.linspace(0, 1, stops))[:, :3]
+    css = ", ".join(f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})" for r, g, b in colours)
+    return (
+        '<div class="colour-scale" role="img" aria-label="colour scale: dark is low, bright is high">'
+        f'<div class="colour-bar" style="background: linear-gradient(to right, {css});"></div>'
+        '<div class="colour-ends"><span>low</span><span>high</span></div></div>'
+    )
