@@ -13,6 +13,7 @@ import numpy as np
 from . import figures, maps
 from .assets import Example, list_examples
 from .diagnose import OUTPUTS, WAITING, Diagnosis
+from .gpu import on_gpu
 from .models import ModelRegistry
 from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, Settings
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
@@ -230,7 +231,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private
     )
     run.click(diagnosis.arm, None, [token, counter], queue=False, **private).then(
-        diagnosis.run, run_inputs, outputs, api_name="diagnose", show_progress="hidden"
+        on_gpu(diagnosis.run), run_inputs, outputs, api_name="diagnose", show_progress="hidden"
     )
     stop.click(diagnosis.stop, None, None, queue=False, **private)
     sampler.input(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private).then(
@@ -240,4 +241,4 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         control.change(
             diagnosis.redraw_heat, [map_state, heat_choice, opacity], heat, show_progress="hidden", **private
         )
-    api_button.click(diagnosis.predict, api_inputs, api_output, api_name="predict")
+    api_button.click(on_gpu(diagnosis.predict), api_inputs, api_output, api_name="predict")

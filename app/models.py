@@ -28,6 +28,7 @@ from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
 
+from .gpu import model_device
 from .settings import Settings
 
 HUB_RETRY_S = 60.0
@@ -215,7 +216,8 @@ class ModelRegistry:
         stamp = (b.folder / WEIGHTS_NAME).stat().st_mtime_ns  # retrained weights are picked up
         try:
             pipe = self._cached(
-                ("bundled", str(b.folder), stamp), lambda: DiffMICPipeline.from_pretrained(b.folder)
+                ("bundled", str(b.folder), stamp),
+                lambda: DiffMICPipeline.from_pretrained(b.folder, device=model_device()),
             )
         except ConfigError as err:
             raise ModelLoadError(f"the bundled {b.name} model cannot be loaded: {err}") from err
@@ -270,7 +272,7 @@ class ModelRegistry:
 
 def _load_from_hub(repo: str) -> DiffMICPipeline:
     """Download (or find in the Hugging Face cache) a Hub repo and load it."""
-    return DiffMICPipeline.from_pretrained(resolve_folder(repo))
+    return DiffMICPipeline.from_pretrained(resolve_folder(repo), device=model_device())
 
 
 def warm_up(pipe: DiffMICPipeline) -> None:

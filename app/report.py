@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from diffmic.pipeline import DiffMICOutput
-from diffmic.tasks import DISCLAIMER, TASKS, TaskInfo
+from diffmic.tasks import DISCLAIMER, images_phrase, task_info
 
 TIE = 0.005  # mean probabilities closer than half a percentage point are a tie
 NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
@@ -23,11 +23,6 @@ NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
 def disclaimer_markdown() -> str:
     """The disclaimer shown on every tab and under every result."""
     return f"**{DISCLAIMER}**"
-
-
-def task_info(task: str | None) -> TaskInfo | None:
-    """The built-in task of a model, or None for a custom one."""
-    return TASKS.get(task or "")
 
 
 def full_name(task: str | None, name: str) -> str:
@@ -162,8 +157,7 @@ def stopped_markdown(done: int, total: int) -> str:
 def ood_markdown(task: str | None, suggestions: Sequence[tuple[str, str]] = ()) -> str:
     """The warning above the answer for an image unlike the training data; ``suggestions`` are
     (model name, its title) of bundled models that accept the image."""
-    info = task_info(task)
-    what = f"the {info.modality} images" if info else "the images"
+    what = images_phrase(task) if task else "the images"
     text = (
         f"**This image does not look like {what} this model was trained on; the answer below is unreliable.**"
     )

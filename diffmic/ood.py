@@ -178,13 +178,9 @@ def verdict(score: float | None, threshold: float | None) -> dict[str, Any]:
 
 def training_images(config: DiffMICConfig) -> str:
     """How to name the images a model was trained on in a sentence: "the dermoscopy images"."""
-    from .tasks import task_info
+    from .tasks import images_phrase
 
-    info = task_info(config.task)
-    if info is None:
-        return "the images"
-    kind = info.modality
-    return f"the {kind}" if kind.endswith(("images", "photographs", "scans")) else f"the {kind} images"
+    return images_phrase(config.task)
 
 
 def warning(config: DiffMICConfig) -> str:

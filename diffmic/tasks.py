@@ -17,7 +17,7 @@ class TaskInfo:
 
     name: str
     title: str  # one line for a menu
-    modality: str  # "colour fundus photographs": used in sentences ("the … images this model was trained on")
+    modality: str  # "colour fundus": used in sentences ("the colour fundus images this model was trained on")
     class_names: tuple[str, ...]
     full_names: tuple[str, ...]  # spelled out for people, same order as class_names
     ordinal: bool
@@ -39,7 +39,7 @@ TASKS: dict[str, TaskInfo] = {
     "fundus": TaskInfo(
         "fundus",
         "Fundus photographs: diabetic-retinopathy grade (5 grades)",
-        "colour fundus photographs",
+        "colour fundus",
         ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR"),
         (
             "No diabetic retinopathy",
@@ -69,6 +69,12 @@ TASKS: dict[str, TaskInfo] = {
 }
 
 
-def task_info(name: str) -> TaskInfo | None:
+def task_info(name: str | None) -> TaskInfo | None:
     """The built-in task of this name, or None for a custom model."""
-    return TASKS.get(name)
+    return TASKS.get(name or "")
+
+
+def images_phrase(task: str) -> str:
+    """How a sentence names a task's images: "the dermoscopy images" (or "the images" for a custom task)."""
+    info = task_info(task)
+    return f"the {info.modality} images" if info else "the images"

@@ -316,7 +316,7 @@ def test_a_flagged_image_gets_a_warning_above_the_answer(two_models, example, fu
     warning = last["ood"]
     assert warning["visible"] is True
     assert (
-        "This image does not look like the colour fundus photographs images this model was trained on; "
+        "This image does not look like the colour fundus images this model was trained on; "
         "the answer below is unreliable." in warning["value"]
     )
     assert "**derm** (Dermoscopy: skin-lesion type (4 classes)) model accepts it" in warning["value"]

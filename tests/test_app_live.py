@@ -310,7 +310,7 @@ def test_browser_end_to_end(live, tmp_path):
             upload(page, blank)
             run_and_wait(page)
             warning = page.locator("#ood-warning")
-            expect(warning).to_contain_text("does not look like the colour fundus photographs")
+            expect(warning).to_contain_text("does not look like the colour fundus images")
             expect(warning).to_contain_text("derm")
             assert warning.bounding_box()["y"] < page.locator("#answer").bounding_box()["y"]
 

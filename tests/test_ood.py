@@ -205,7 +205,7 @@ def test_warning_names_the_modality():
         "this image does not look like the dermoscopy images this model was trained on; "
         "the answer is unreliable"
     )
-    assert "the colour fundus photographs this model" in warning(tiny_model(3, task="fundus").config)
+    assert "the colour fundus images this model" in warning(tiny_model(3, task="fundus").config)
     assert "like the images this model" in warning(tiny_model(3).config)
 
 
