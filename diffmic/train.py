@@ -312,7 +312,7 @@ class Trainer:
         fused = w[0] * res["global"] + w[1] * res["local"]
         scores = {m: macro_f1(res["labels"], res[m].argmax(-1), c) for m in ("global", "local")}
         scores["fused"] = macro_f1(res["labels"], fused.argmax(-1), c)
-        scores["score"] = scores["global"] if stage == "global" else scores["fused"]
+        scores["score"] = scores[stage]  # each branch is selected on its own; the fusion is fitted afterwards
         return scores
 
     def _validate_diffusion(self) -> dict[str, float]:
