@@ -1,8 +1,8 @@
 """DiffMIC Explorer: dual-guidance diffusion for medical image classification (Yang et al., MICCAI 2023).
 
-    from diffmic import DiffMIC
-    model = DiffMIC.from_pretrained("weights/fundus")
-    print(model.predict("assets/fundus/moderate_0.png", sampler="ddim", steps=50, samples=8).label)
+    from diffmic import DiffMICPipeline, SamplingOptions
+    pipe = DiffMICPipeline.from_pretrained("weights/fundus")
+    print(pipe("assets/fundus/2_moderate_0.png", SamplingOptions(sampler="ddim", steps=50)).label)
 
 Names are imported lazily, so ``import diffmic.diffusion`` does not pull in timm.
 """
@@ -13,7 +13,9 @@ from typing import Any
 __version__ = "0.1.0"
 _EXPORTS = {
     "DiffMIC": "model",
-    "Prediction": "model",
+    "DiffMICPipeline": "pipeline",
+    "DiffMICOutput": "pipeline",
+    "SamplingOptions": "options",
     "DiffMICConfig": "config",
     "ModelLoadError": "hub",
     "ImageLoadError": "imageio",
