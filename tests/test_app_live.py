@@ -37,8 +37,9 @@ from app.server import launch
 from app.settings import Settings
 from app.ui import build_demo
 from diffmic.hub import ModelLoadError
+from diffmic.lean import lean_chain
 from diffmic.options import SamplingOptions
-from diffmic.pipeline import DiffMICPipeline, denoise_steps
+from diffmic.pipeline import DiffMICPipeline
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,7 +129,7 @@ def live(tmp_path_factory):
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(DiffMICPipeline, "result", flag_blank_images(DiffMICPipeline.result))
-        mp.setattr("diffmic.pipeline.denoise_steps", slowed(denoise_steps))
+        mp.setattr("diffmic.pipeline.lean_chain", slowed(lean_chain))
         demo = build_demo(settings, registry)
         _, url, _ = launch(
             demo,
