@@ -42,7 +42,7 @@ class DiffMICConfig:
     crop_size: int = 32  # side of an ROI patch, in global-view pixels (crop_size * local_scale input pixels)
     roi_map: Literal["predicted", "prior-weighted", "all-classes"] = "predicted"
     roi_nms_iou: float = 0.1  # a candidate overlapping a chosen ROI by more than this is skipped
-    roi_min_field: float = 0.5  # least fraction of an ROI inside the imaged field (not dark background)
+    roi_min_field: float = 1.0  # least fraction of an ROI inside the imaged field (not dark background)
     attention_dim: int = 128  # gated-attention MIL hidden size
     fusion_weights: tuple[float, float] = (0.5, 0.5)  # fused logits = w_g * global + w_l * local
     fusion: Literal["mean", "fitted"] = "mean"  # "fitted": fusion_weights fitted on validation data
