@@ -24,6 +24,12 @@ class Distributed:
         """True on the process that validates and writes files."""
         return self.rank == 0
 
+    def device(self, device: torch.device) -> torch.device:
+        """This process's device: under torchrun, an unnumbered ``cuda`` becomes ``cuda:LOCAL_RANK``."""
+        if self.world > 1 and device.type == "cuda" and device.index is None:
+            return torch.device("cuda", self.local_rank)
+        return device
+
     def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """All-reduce and average gradients (a no-op in a single process)."""
         if self.world == 1:

@@ -130,7 +130,7 @@ class Trainer:
     def __init__(self, model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits):
         self.cfg, self.tc, self.splits = model_config, train_config, splits
         self.dist = Distributed()
-        self.device = resolve_device(train_config.device)
+        self.device = self.dist.device(resolve_device(train_config.device))
         self.out = Path(train_config.out_dir)
         torch.manual_seed(train_config.seed)
         self.model = DiffMIC(model_config).to(self.device)

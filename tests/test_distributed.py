@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,3 +50,16 @@ def test_two_process_training_keeps_ranks_identical(tmp_path):
     lines = [(tmp_path / f"run.rank{r}").read_text() for r in (0, 1)]
     assert lines == ["RANK 0 WORLD 2 SAME True", "RANK 1 WORLD 2 SAME True"]
     assert (tmp_path / "run" / "model.safetensors").is_file()  # written by rank 0 only
+
+
+def test_each_rank_takes_its_own_gpu(monkeypatch):
+    from diffmic.distributed import Distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    single = Distributed()
+    assert single.device(torch.device("cuda")) == torch.device("cuda")  # one process: as asked
+    ranked = Distributed()
+    ranked.world, ranked.local_rank = 4, 3  # as torchrun sets them (no process group needed here)
+    assert ranked.device(torch.device("cuda")) == torch.device("cuda", 3)
+    assert ranked.device(torch.device("cuda", 1)) == torch.device("cuda", 1)  # an explicit index wins
+    assert ranked.device(torch.device("cpu")) == torch.device("cpu")
