@@ -172,8 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder or Hub repo id")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", choices=list(TASKS), help="held-out generated test images of this task")
-    src.add_argument("--data", help="dataset folder (all of it is evaluated)")
+    src.add_argument("--data", help="dataset folder (all of it, or its test part with --test-split)")
     p.add_argument("--test-size", type=int, default=500, help="generated test images (--task)")
+    p.add_argument(
+        "--test-split",
+        action="store_true",
+        help="--data: only the 20 %% test part of the split that `train --data` made (with --split-seed)",
+    )
+    p.add_argument("--split-seed", type=int, default=0, help="the training run's --seed (default 0)")
     _add_sampling_args(p, APP_DEFAULT)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
@@ -301,7 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate on held-out generated images or a dataset folder."""
-    from .data.datasets import FileDataset, synthetic_splits
+    from .data.datasets import FileDataset, folder_splits, synthetic_splits
     from .data.readers import read_dataset
     from .evaluate import evaluate, format_table
     from .pipeline import DiffMICPipeline
@@ -310,6 +316,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = pipe.config
     if args.task:
         dataset = synthetic_splits(args.task, 0, args.test_size, cfg.input_size, seed=args.seed).test
+    elif args.test_split:
+        splits = folder_splits(args.data, cfg.input_size, seed=args.split_seed)
+        if splits.class_names != cfg.class_names:
+            raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
+        dataset = splits.test
     else:
         folder = read_dataset(args.data)
         if folder.class_names != cfg.class_names:

@@ -102,6 +102,13 @@ def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
     for method in ("global", "local", "fused", "diffmic"):
         assert 0 <= report[method]["accuracy"] <= 1 and report[method]["kappa_weights"] == "quadratic"
         assert np.asarray(report[method]["confusion_matrix"]).sum() == 12
+    # --test-split: only the held-out part (20 % of each class) of the split the training run made
+    args = ["evaluate", "--model", str(model_dir), "--data", str(root), "--steps", "5", "--json", "--test-split"]
+    assert main(args) == 0
+    held_out = json.loads(capsys.readouterr().out)
+    from diffmic.data.datasets import folder_splits
+
+    assert held_out["n"] == len(folder_splits(root, 64, seed=0).test) < 12
 
 
 @pytest.mark.slow
