@@ -1,8 +1,13 @@
-"""A plain CNN classifier to compare DiffMIC with: the global network's backbone with an average-pooling
-linear head, the same data, augmentation, epoch cap, early stopping and validation-based selection as
-DiffMIC's global stage. Saved like a DiffMIC (``config.json`` + ``model.safetensors``), resumable.
+"""A plain CNN classifier to compare DiffMIC with: the global network alone (its backbone, stride and
+pooled linear head), trained with the same data, augmentation, epoch cap, early stopping and
+validation-based selection as DiffMIC's global stage. Saved like a DiffMIC (``config.json`` +
+``model.safetensors``), resumable.
 
-    python -m diffmic.baseline --task fundus --out runs/cnn_fundus
+    python -m diffmic.baseline --task fundus --out runs/cnn_fundus          # train one
+    python -m diffmic.baseline --from-model runs/fundus --out runs/cnn_fundus  # export DCG stage 1's
+
+DiffMIC's stage 1 trains exactly this network by exactly this recipe, so the second command gives the
+baseline without training it twice: the plain CNN is then the global prior as a model of its own.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from . import hub
 from .backbones import create_backbone
 from .config import IMAGENET_MEAN, IMAGENET_STD, DiffMICConfig
 from .data.datasets import Splits, batch_of, synthetic_splits
+from .dcg import top_pool
 from .distributed import Distributed, epoch_batches
 from .ema import EMA
 from .metrics import macro_f1
+from .model import DiffMIC
 from .train import TrainConfig
 from .transforms import augment, normalise
 
@@ -44,6 +51,8 @@ class CNNConfig:
     input_scale: int = 2  # inputs arrive at image_size * input_scale and are average-pooled (as DiffMIC's)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    output_stride: int = 32  # the backbone's (16: dilated last stage, as DiffMIC's global network)
+    top_percent: float = 1.0  # logits: mean of each class's top-t% cells of the class map (1.0: all)
     model_type: str = "cnn"
 
     @property
@@ -63,6 +72,8 @@ class CNNConfig:
             config.local_scale,
             config.mean,
             config.std,
+            config.output_stride,
+            config.top_percent,
         )
 
     def save(self, path: Path) -> None:
@@ -82,18 +93,32 @@ class CNNConfig:
 
 
 class CNNClassifier(nn.Module):
-    """A timm backbone with a linear classifier on its average-pooled features."""
+    """A timm backbone with a linear classifier on its pooled feature map (top-t% pooling of the class map;
+    with t = 100 %, a linear layer on average-pooled features)."""
 
     def __init__(self, config: CNNConfig):
         super().__init__()
         self.config = config
-        self.backbone, dim = create_backbone(config.backbone)
+        self.backbone, dim = create_backbone(
+            config.backbone, pooled=False, output_stride=config.output_stride
+        )
         self.head = nn.Linear(dim, len(config.class_names))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, C) of preprocessed inputs (B, 3, input_size, input_size)."""
         s = self.config.input_scale
-        return self.head(self.backbone(F.avg_pool2d(x, s) if s > 1 else x))
+        fmap = self.backbone.forward_features(F.avg_pool2d(x, s) if s > 1 else x)
+        cam = torch.einsum("bdhw,cd->bchw", fmap, self.head.weight) + self.head.bias[:, None, None]
+        return top_pool(cam, self.config.top_percent)
+
+    @classmethod
+    def from_global_network(cls, model: DiffMIC) -> CNNClassifier:
+        """DiffMIC's global network as a classifier of its own (its logits are the global prior's)."""
+        cnn = cls(CNNConfig.like(model.config))
+        head = model.dcg.cam_head
+        cnn.backbone.load_state_dict(model.dcg.global_net.state_dict())
+        cnn.head.load_state_dict({"weight": head.weight[:, :, 0, 0], "bias": head.bias})
+        return cnn.eval()
 
     def save_pretrained(self, folder: Path) -> None:
         """config.json + model.safetensors."""
@@ -191,11 +216,25 @@ def train_cnn(config: CNNConfig, splits: Splits, out: Path, tc: TrainConfig) -> 
     return state
 
 
+def export_global_network(model_folder: str | Path, out: Path) -> CNNClassifier:
+    """Save a trained DiffMIC's global network as the baseline (weights + config + a log saying so)."""
+    cnn = CNNClassifier.from_global_network(DiffMIC.from_pretrained(model_folder))
+    cnn.save_pretrained(out)
+    log_path = Path(model_folder) / "train_log.json"
+    history = json.loads(log_path.read_text()).get("history", []) if log_path.is_file() else []
+    epochs = max((h["epoch"] for h in history if h.get("stage") == "global"), default=None)
+    log = {"exported_from": str(model_folder), "epoch": epochs, "train_seconds": None}
+    (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    return cnn
+
+
 def main() -> None:
     """CLI of the baseline trainer."""
     d, t = DiffMICConfig(), TrainConfig()
-    p = argparse.ArgumentParser(description="Train the plain-CNN baseline on a generated task.")
-    p.add_argument("--task", required=True, choices=("fundus", "derm", "placenta"))
+    p = argparse.ArgumentParser(description="Train (or export) the plain-CNN baseline.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=("fundus", "derm", "placenta"), help="train on a generated task")
+    src.add_argument("--from-model", help="export the global network of a trained DiffMIC folder")
     p.add_argument("--out", required=True)
     p.add_argument("--backbone", default=d.global_backbone)
     p.add_argument("--epochs", type=int, default=t.global_epochs)
@@ -204,9 +243,19 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--input-scale", type=int, default=d.local_scale)
     args = p.parse_args()
+    if args.from_model:
+        export_global_network(args.from_model, Path(args.out))
+        return
     splits = synthetic_splits(args.task, args.train_size, 0, args.image_size * args.input_scale, seed=0)
     config = CNNConfig(
-        splits.class_names, splits.ordinal, args.task, args.backbone, args.image_size, args.input_scale
+        splits.class_names,
+        splits.ordinal,
+        args.task,
+        args.backbone,
+        args.image_size,
+        args.input_scale,
+        output_stride=d.output_stride,
+        top_percent=d.top_percent,
     )
     tc = TrainConfig(global_epochs=args.epochs, patience=args.patience)
     train_cnn(config, splits, Path(args.out), tc)

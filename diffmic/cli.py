@@ -319,7 +319,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif args.test_split:
         splits = folder_splits(args.data, cfg.input_size, seed=args.split_seed)
         if splits.class_names != cfg.class_names:
-            raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
+            raise CLIError(
+                f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}"
+            )
         dataset = splits.test
     else:
         folder = read_dataset(args.data)

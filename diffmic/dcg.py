@@ -84,6 +84,13 @@ def fuse_logits(global_logits: torch.Tensor, local_logits: torch.Tensor, weights
     return weights[0] * global_logits + weights[1] * local_logits
 
 
+def top_pool(cam: torch.Tensor, top_percent: float) -> torch.Tensor:
+    """Logits (B, C) of a CAM (B, C, H, W): each class channel's mean over its top-t% cells."""
+    flat = cam.flatten(2)
+    n = max(1, round(top_percent * flat.shape[-1]))
+    return flat.topk(n, dim=-1).values.mean(-1)
+
+
 class GatedAttentionPool(nn.Module):
     """Gated attention MIL pooling: a_k = softmax_k( w^T (tanh(V h_k) * sigmoid(U h_k)) )."""
 
@@ -129,10 +136,7 @@ class DualGuidance(nn.Module):
                 "feature map (a CNN); use a convolutional timm model"
             )
         cam = self.cam_head(fmap)
-        flat = cam.flatten(2)
-        n = max(1, round(self.config.top_percent * flat.shape[-1]))
-        logits = flat.topk(n, dim=-1).values.mean(-1)
-        return cam, logits, fmap.mean((2, 3))
+        return cam, top_pool(cam, self.config.top_percent), fmap.mean((2, 3))
 
     def choose_rois(
         self, x: torch.Tensor, cam: torch.Tensor, global_logits: torch.Tensor, mode: str | None = None

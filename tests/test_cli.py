@@ -103,7 +103,17 @@ def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
         assert 0 <= report[method]["accuracy"] <= 1 and report[method]["kappa_weights"] == "quadratic"
         assert np.asarray(report[method]["confusion_matrix"]).sum() == 12
     # --test-split: only the held-out part (20 % of each class) of the split the training run made
-    args = ["evaluate", "--model", str(model_dir), "--data", str(root), "--steps", "5", "--json", "--test-split"]
+    args = [
+        "evaluate",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(root),
+        "--steps",
+        "5",
+        "--json",
+        "--test-split",
+    ]
     assert main(args) == 0
     held_out = json.loads(capsys.readouterr().out)
     from diffmic.data.datasets import folder_splits
