@@ -100,6 +100,30 @@ def chain_caption(what: str, output: DiffMICOutput, task: str | None) -> str:
     )
 
 
+def measured_note(evaluation: dict | None) -> str:
+    """One sentence on how the model does on held-out images (from its ``evaluation.json``), or ''."""
+    if not evaluation:
+        return ""
+    acc = evaluation.get("accuracy", {})
+    parts = [
+        f"{what} {acc[key]:.0%}"
+        for key, what in (
+            ("fused", "the prior alone"),
+            ("diffmic_single", "one denoised chain"),
+            ("diffmic", f"DiffMIC ({evaluation.get('samples', 8)} chains averaged)"),
+            ("cnn", "a plain CNN"),
+        )
+        if key in acc
+    ]
+    if not parts:
+        return ""
+    return (
+        f"\n\nOn {evaluation.get('n', '?')} held-out generated images this model is right: "
+        + ", ".join(parts)
+        + "."
+    )
+
+
 def error_outputs(message: str) -> tuple:
     """The error shown, every Learn figure cleared (they no longer match the choices)."""
     blank = figures.empty_figure("Choose a model and an image", CHAIN_HEIGHT)
@@ -176,6 +200,7 @@ class Lessons:
             + (f"\n\n**Note:** {selection.notice}" if selection.notice else "")
         )
         figs, notes = self._chains(pipe, prepared, labels, task)
+        notes = (*notes[:-1], notes[-1] + measured_note(self.registry.evaluation_of(model_choice)))
         return (
             forward_figure(fp, 0),
             gr.update(value=0, maximum=fp.T - 1),

@@ -12,6 +12,7 @@ Grad-CAM copy, shared by all requests.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from diffmic.config import ConfigError, DiffMICConfig
-from diffmic.hub import CONFIG_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
+from diffmic.hub import CONFIG_NAME, EVALUATION_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
@@ -155,6 +156,16 @@ class ModelRegistry:
                 try:
                     return DiffMICConfig.load(b.folder / CONFIG_NAME)
                 except ConfigError:
+                    return None
+        return None
+
+    def evaluation_of(self, choice: str) -> dict | None:
+        """The held-out figures stored beside a bundled model (``evaluation.json``); None if there are none."""
+        for b in self.bundled():
+            if b.name == choice and (b.folder / EVALUATION_NAME).is_file():
+                try:
+                    return json.loads((b.folder / EVALUATION_NAME).read_text())
+                except (OSError, ValueError):
                     return None
         return None
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffmic.data.synthetic import TASKS  # noqa: E402
-from diffmic.hub import default_model_card  # noqa: E402
+from diffmic.hub import EVALUATION_NAME, default_model_card  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 from diffmic.tasks import DISCLAIMER  # noqa: E402
 
@@ -120,6 +120,15 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
     return default_model_card(cfg, "\n".join(lines))
 
 
+def evaluation(accuracy: dict) -> dict:
+    """What the app's Learn tab reads (``evaluation.json``): each method's held-out accuracy and macro-F1."""
+    meta = accuracy.get("_meta", {})
+    out = {k: meta.get(k) for k in ("n", "sampler", "steps", "samples")}
+    for key in ("accuracy", "macro_f1"):
+        out[key] = {m: accuracy[m][key] for m in METHODS if m in accuracy}
+    return out
+
+
 def read_json(path: Path) -> dict:
     """A JSON file's content, or {} when it does not exist."""
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -141,6 +150,9 @@ def main() -> None:
         log = read_json(run / "train_log.json")
         cnn_log = read_json(args.runs / f"cnn_{task}" / "train_log.json")
         text = card(task, model, log, cnn_log, acc.get(task, {}), faith.get(task, {}))
+        if acc.get(task):
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / EVALUATION_NAME).write_text(json.dumps(evaluation(acc[task]), indent=2) + "\n")
         if args.cards_only:
             (dest / "README.md").write_text(text)
             continue

@@ -25,6 +25,7 @@ from .tasks import DISCLAIMER
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 OOD_NAME = "ood.safetensors"  # the distribution check's statistics (optional)
+EVALUATION_NAME = "evaluation.json"  # held-out figures measured on the bundled models (optional)
 CARD_NAME = "README.md"
 FOLDER_FILES = ["*.json", "*.safetensors", CARD_NAME]  # what is fetched from a Hub repo
 PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "ckpt.pth", "checkpoint.pt")

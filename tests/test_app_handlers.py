@@ -473,6 +473,24 @@ def test_learn_offers_only_the_models_own_images(two_models, example):
     assert not refused[0].data and refused[2] is None  # the stale figures are cleared
 
 
+def test_learn_says_how_the_model_does_when_its_figures_are_stored(two_models):
+    lessons = Lessons(two_models, two_models.settings)
+    stored = two_models.settings.weights_dir / "derm" / "evaluation.json"
+    assert two_models.evaluation_of("derm") is None and "held-out" not in lessons.run("derm", "generated")[9]
+    figures = {"n": 500, "samples": 8, "accuracy": {"fused": 0.8, "diffmic_single": 0.79, "diffmic": 0.85}}
+    stored.write_text(json.dumps(figures))
+    try:
+        note = lessons.run("derm", "generated")[9]
+        assert "On 500 held-out generated images this model is right" in note
+        assert (
+            "the prior alone 80%" in note and "DiffMIC (8 chains averaged) 85%" in note and "CNN" not in note
+        )
+        stored.write_text("{not json")
+        assert two_models.evaluation_of("derm") is None  # a broken file is ignored, not a crash
+    finally:
+        stored.unlink()
+
+
 # ---------------------------------------------------------------- Evaluate
 def test_evaluate_a_zipped_dataset(registry, tmp_path):
     zip_path = make_dataset_zip(tmp_path, n_per_class=2)
