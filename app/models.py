@@ -160,7 +160,7 @@ class ModelRegistry:
         return None
 
     def evaluation_of(self, choice: str) -> dict | None:
-        """The held-out figures stored beside a bundled model (``evaluation.json``); None if there are none."""
+        """The held-out figures stored beside a bundled model (``evaluation.json``) (or None)."""
         for b in self.bundled():
             if b.name == choice and (b.folder / EVALUATION_NAME).is_file():
                 try:
