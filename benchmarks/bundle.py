@@ -42,6 +42,24 @@ def stage_summary(log: dict) -> str:
     return ", ".join(f"{stage} {n} epochs" for stage, n in epochs.items())
 
 
+def caps(log: dict) -> str:
+    """The epoch caps a run was trained with, as CLI flags."""
+    tc = log.get("train_config", {})
+    flags = ("global_epochs", "local_epochs", "diffusion_epochs")
+    return " ".join(f"--{k.replace('_', '-')} {tc[k]}" for k in flags if k in tc)
+
+
+def cnn_sentence(cnn_log: dict) -> str:
+    """How the plain-CNN baseline came to be."""
+    if cnn_log.get("exported_from"):
+        return (
+            " The plain-CNN baseline is DiffMIC's global network as stage 1 left it (the same network "
+            f"trained by the same recipe; {cnn_log.get('epoch', '?')} epochs), saved as"
+            " a classifier of its own."
+        )
+    return f" The plain CNN: {minutes(cnn_log.get('train_seconds'))} ({cnn_log.get('epoch', '?')} epochs)."
+
+
 def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, faith: dict) -> str:
     """The model card body of one bundled model."""
     cfg = model.config
@@ -56,15 +74,20 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
         "## Training",
         "",
         "```bash",
-        f"python -m diffmic train --task {task} --out runs/{task}",
-        f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline",
+        f"python -m diffmic train --task {task} --out runs/{task} {caps(log)}".rstrip(),
+        (
+            f"python -m diffmic.baseline --from-model runs/{task} --out runs/cnn_{task}   # the baseline"
+            if cnn_log.get("exported_from")
+            else f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline"
+        ),
         "```",
         "",
-        f"CPU, 2 cores: {minutes(log.get('train_seconds'))} wall-clock for DiffMIC "
+        "CPU, 2 cores shared by the three models' runs: "
+        f"{minutes(log.get('train_seconds'))} wall-clock for DiffMIC "
         f"({stage_summary(log)}; each stage stops when its validation score has not improved for "
-        f"{log.get('train_config', {}).get('patience', '?')} validations), "
-        f"{minutes(cnn_log.get('train_seconds'))} for the CNN ({cnn_log.get('epoch', '?')} epochs). "
-        "Best EMA weights by validation macro-F1, stored as float16.",
+        f"{log.get('train_config', {}).get('patience', '?')} validations, or at its epoch cap)."
+        + cnn_sentence(cnn_log)
+        + " Best EMA weights by validation macro-F1, stored as float16.",
         "",
         "Fitted on validation data: fusion weights (global, local) = "
         f"({cfg.fusion_weights[0]:.2f}, {cfg.fusion_weights[1]:.2f}); ROI map `{cfg.roi_map}`; softmax "
