@@ -164,7 +164,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             gr.Markdown(
                 "DCG evidence: "
                 + maps.HEAT_NOTES["saliency"]
-                + ". Grad-CAM++: "
+                + ". Grad-CAM: "
                 + maps.HEAT_NOTES["gradcam"]
                 + ".",
                 elem_classes="map-note",

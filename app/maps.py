@@ -20,12 +20,15 @@ MAP_SIDE = 512
 DEFAULT_OPACITY = 0.5
 HEAT_MAPS = {
     "DCG evidence (CAM)": "saliency",
-    "Grad-CAM++": "gradcam",
+    "Grad-CAM": "gradcam",
 }
 DEFAULT_HEAT = next(iter(HEAT_MAPS))
 HEAT_NOTES = {
     "saliency": "the DCG's class-activation map of the answer: the cells whose features raised its score",
-    "gradcam": "Grad-CAM++ of the answer on the global network: the pixels whose change moves its score most",
+    "gradcam": (
+        "Grad-CAM of the answer on the global network (the variant and layer each model's training chose on "
+        "validation images: Grad-CAM, Grad-CAM++ or LayerCAM): the pixels whose change moves its score most"
+    ),
 }
 
 

@@ -336,7 +336,7 @@ def test_map_controls_redraw_without_a_new_run(registry, example):
     data = run(Diagnosis(registry), example, "fundus", "DDIM", 3, 1, 0)[-1]["maps"]
     image_only = heat_image(data, DEFAULT_HEAT, 0.0)
     assert np.array_equal(image_only, original(data.pixels))
-    cam, grad = heat_image(data, DEFAULT_HEAT, 0.7), heat_image(data, "Grad-CAM++", 0.7)
+    cam, grad = heat_image(data, DEFAULT_HEAT, 0.7), heat_image(data, "Grad-CAM", 0.7)
     assert cam.shape == (MAP_SIDE, MAP_SIDE, 3) and not np.array_equal(cam, image_only)
     assert not np.array_equal(cam, grad)
     assert is_skip(Diagnosis.redraw_heat(None, DEFAULT_HEAT, 0.5))
