@@ -199,15 +199,16 @@ class Lessons:
             f"y₀ = one-hot of **{labels[k]}**, {source}; the prior is this image's fused prior."
             + (f"\n\n**Note:** {selection.notice}" if selection.notice else "")
         )
-        figs, notes = self._chains(pipe, prepared, labels, task)
-        notes = (*notes[:-1], notes[-1] + measured_note(self.registry.evaluation_of(model_choice)))
+        figs, (sampler_note, prior_note) = self._chains(pipe, prepared, labels, task)
+        prior_note += measured_note(self.registry.evaluation_of(model_choice))
         return (
             forward_figure(fp, 0),
             gr.update(value=0, maximum=fp.T - 1),
             fp,
             *figs,
             forward_note,
-            *notes,
+            sampler_note,
+            prior_note,
             gr.update(value="", visible=False),
             shown_key(model_choice, example),
         )

@@ -307,7 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate on held-out generated images or a dataset folder."""
-    from .data.datasets import FileDataset, folder_splits, synthetic_splits
+    from .data.datasets import FileDataset, synthetic_splits
     from .data.readers import read_dataset
     from .evaluate import evaluate, format_table
     from .pipeline import DiffMICPipeline
@@ -317,12 +317,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.task:
         dataset = synthetic_splits(args.task, 0, args.test_size, cfg.input_size, seed=args.seed).test
     elif args.test_split:
-        splits = folder_splits(args.data, cfg.input_size, seed=args.split_seed)
-        if splits.class_names != cfg.class_names:
-            raise CLIError(
-                f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}"
-            )
-        dataset = splits.test
+        dataset = _folder_splits(args.data, cfg, args.split_seed).test
     else:
         folder = read_dataset(args.data)
         if folder.class_names != cfg.class_names:
@@ -339,14 +334,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _fit_ood_splits(args: argparse.Namespace, cfg: DiffMICConfig) -> Splits:
     """The training / validation split the model was trained on (generated or read from a folder)."""
-    from .data.datasets import folder_splits, synthetic_splits
+    from .data.datasets import synthetic_splits
 
     if args.task:
         classes = list(TASKS[args.task].class_names)
         if classes != cfg.class_names:
             raise CLIError(f"the task's classes {classes} differ from the model's {cfg.class_names}")
         return synthetic_splits(args.task, args.train_size, 0, cfg.input_size, seed=args.seed)
-    splits = folder_splits(args.data, cfg.input_size, seed=args.seed)
+    return _folder_splits(args.data, cfg, args.seed)
+
+
+def _folder_splits(path: str, cfg: DiffMICConfig, seed: int) -> Splits:
+    """A dataset folder's stratified split (as ``train --data --seed`` made it), checked against the model's
+    classes."""
+    from .data.datasets import folder_splits
+
+    splits = folder_splits(path, cfg.input_size, seed=seed)
     if splits.class_names != cfg.class_names:
         raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
     return splits
