@@ -4,7 +4,9 @@ the ``predict`` API.
 ``Diagnosis.run`` maps the items of ``DiffMICPipeline.run`` to frames: the ``Prepared`` image gives the
 first frame (the image, the prior), the ``DenoiseState``\\ s give at most one frame every
 ``STREAM_INTERVAL_S`` (trajectory, counter), and the ``DiffMICOutput`` gives the final frame
-(answer card, maps, details, downloads). Every frame is a tuple in the order of ``OUTPUTS``; outputs a
+(answer card, maps, details, the CSV and JSON downloads). What a run does not need is made when asked
+for: Grad-CAM when the map menu shows it (``maps.MapData``), the publication PNG when its button is
+pressed (``figure``). Every frame is a tuple in the order of ``OUTPUTS``; outputs a
 frame does not change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,7 @@ OUTPUTS = (
     "downloads",
     "json",
     "maps",
+    "figure",
     "error",
     "notice",
 )
@@ -98,6 +103,7 @@ def cleared(**values: Any) -> tuple:
         downloads=None,
         json=None,
         maps=None,
+        figure=None,
         error=hidden(),
         notice="",
     )
@@ -112,6 +118,17 @@ def error_frame(message: str) -> tuple:
 def look_for(sampler: str, samples: int) -> str:
     """The one line under the trajectory: what to look for, and what the lines and bands are."""
     return f"{LOOK_FOR[sampler]} {figures.band_note(samples)}"
+
+
+@dataclass(frozen=True)
+class FigureRequest:
+    """What the figure button draws: a run's trajectory, its title, and where its downloads are."""
+
+    trajectory: Trajectory
+    T: int
+    title: str
+    png: Path
+    files: tuple[Path, ...]  # the downloads already written (CSV, JSON)
 
 
 class Diagnosis:
@@ -211,8 +228,9 @@ class Diagnosis:
         labels = [report.full_name(sel.task, n) for n in names]
         T = sel.pipe.config.timesteps
         traj: Trajectory | None = None
+        prepared: Prepared | None = None
         last_sent = 0.0
-        for item in sel.pipe.run(image, options, explain=True):
+        for item in sel.pipe.run(image, options):
             halt = verdict()
             if halt == "stale":
                 return
@@ -224,6 +242,7 @@ class Diagnosis:
                 )
                 return
             if isinstance(item, Prepared):
+                prepared = item
                 prior = item.conditioning.prior(options.prior)[0].cpu().numpy()
                 traj = Trajectory(names, options.samples, prior)
                 yield self._first_frame(sel, item, traj, options, labels, T)
@@ -234,7 +253,8 @@ class Diagnosis:
                     yield self._step_frame(traj, item, labels, T)
                     last_sent = time.perf_counter()
             elif isinstance(item, DiffMICOutput):
-                yield self._final_frame(sel, image, item, labels, name)
+                gradcam = partial(sel.pipe.gradcam, prepared, item.label_index)
+                yield self._final_frame(sel, image, item, labels, name, maps.map_data(item, gradcam))
 
     @staticmethod
     def _first_frame(
@@ -267,7 +287,13 @@ class Diagnosis:
         )
 
     def _final_frame(
-        self, sel: Selection, image: Image.Image, output: DiffMICOutput, labels: list[str], name: str
+        self,
+        sel: Selection,
+        image: Image.Image,
+        output: DiffMICOutput,
+        labels: list[str],
+        name: str,
+        data: maps.MapData,
     ) -> tuple:
         traj = output.trajectory
         T = sel.pipe.config.timesteps
@@ -276,7 +302,7 @@ class Diagnosis:
             accepting = self.registry.models_accepting(image, sel.task)
             suggestions = [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
             ood = gr.update(value=report.ood_markdown(sel.task, suggestions), visible=True)
-        data = maps.map_data(output)
+        files, figure = write_downloads(output, sel.source, name, T)
         return frame(
             counter=report.done_markdown(output.steps, output.seconds),
             ood=ood,
@@ -287,16 +313,27 @@ class Diagnosis:
             rois=maps.roi_image(output),
             crops=maps.roi_crops(output),
             details=report.details_markdown(output, sel.task, sel.source),
-            downloads=[str(p) for p in write_downloads(output, sel.source, name, T)],
+            downloads=[str(p) for p in files],
             json=output.to_json(),
             maps=data,
+            figure=figure,
         )
 
-    # ------------------------------------------------------------------ map controls
+    # ------------------------------------------------------------------ map controls, figure
     @staticmethod
     def redraw_heat(data: maps.MapData | None, which: str, opacity: float) -> Any:
-        """The heat map again, with another map or opacity (no new run)."""
+        """The heat map again, with another map or opacity (no new run; Grad-CAM is made on first use)."""
         return maps.heat_image(data, which, opacity) if data is not None else gr.skip()
+
+    @staticmethod
+    def figure(request: FigureRequest | None) -> Any:
+        """The publication PNG of the run on the page, added to its downloads (nothing before a run)."""
+        if request is None:
+            gr.Info("Run the model first: the figure shows a run's trajectory.")
+            return gr.skip()
+        if not request.png.exists():
+            trajectory_png(request.trajectory, request.png, request.T, request.title)
+        return [str(p) for p in (*request.files, request.png)]
 
     # ------------------------------------------------------------------ API
     @on_error(raise_api_error, "prediction", toast=False)
@@ -321,8 +358,11 @@ def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
     )
 
 
-def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> list[Path]:
-    """Write the trajectory as CSV, JSON and a PNG figure into a new folder; returns the three paths."""
+def write_downloads(
+    output: DiffMICOutput, source: str, name: str, T: int
+) -> tuple[list[Path], FigureRequest]:
+    """Write the trajectory as CSV and JSON into a new folder; returns their paths and what the figure
+    button needs to add a PNG of it beside them."""
     traj, opts = output.trajectory, output.options
     folder = new_run_folder("diagnose")
     stem = f"diffmic-{slug(name)}-{opts.sampler}-{output.steps}steps-seed{opts.seed}"
@@ -334,5 +374,5 @@ def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> li
         f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
         f"{opts.samples} runs → {output.label}"
     )
-    png_path = trajectory_png(traj, folder / f"{stem}.png", T, title)
-    return [csv_path, json_path, png_path]
+    files = [csv_path, json_path]
+    return files, FigureRequest(traj, T, title, folder / f"{stem}.png", tuple(files))

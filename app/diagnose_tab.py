@@ -141,10 +141,13 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 with gr.Accordion("Result as JSON (what the predict API returns)", open=False):
                     result_json = gr.JSON(label="prediction", elem_id="result-json")
             downloads = gr.File(
-                label="Downloads: trajectory CSV and JSON, figure PNG",
+                label="Downloads: trajectory CSV and JSON (and the figure, once made)",
                 file_count="multiple",
                 interactive=False,
                 elem_id="downloads",
+            )
+            make_figure = gr.Button(
+                "Make the trajectory figure (PNG, 200 dpi)", size="sm", elem_id="make-figure"
             )
     gr.Markdown("### Where the model looked")
     with gr.Row(equal_height=False):
@@ -180,6 +183,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 elem_id="crops",
             )
     map_state = gr.State(None)
+    figure_state = gr.State(None)
     token = gr.State(None)
     with gr.Row(visible=False):  # the predict API: its own inputs (CLI defaults), free of the sliders' limits
         api_inputs = [
@@ -209,6 +213,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         downloads=downloads,
         json=result_json,
         maps=map_state,
+        figure=figure_state,
         error=error,
         notice=notice,
     )
@@ -239,6 +244,11 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     ).then(diagnosis.rerun, [map_state, *run_inputs], outputs, show_progress="hidden", **private)
     for control in (heat_choice, opacity):
         control.change(
-            diagnosis.redraw_heat, [map_state, heat_choice, opacity], heat, show_progress="hidden", **private
+            on_gpu(diagnosis.redraw_heat),
+            [map_state, heat_choice, opacity],
+            heat,
+            show_progress="hidden",
+            **private,
         )
+    make_figure.click(diagnosis.figure, figure_state, downloads, show_progress="minimal", **private)
     api_button.click(on_gpu(diagnosis.predict), api_inputs, api_output, api_name="predict")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import axis, base_layout, class_colour, legend_below, rgba
+from .figures import axis, base_layout, class_colour, legend_below, plotly_figure, rgba
 
 
 @dataclass
@@ -118,4 +118,4 @@ def forward_figure(fp: ForwardProcess, t: float | None, height: int = 420) -> go
         uirevision="forward",
         transition=dict(duration=150, easing="linear"),
     )
-    return go.Figure(traces, layout)
+    return plotly_figure(traces, layout)

@@ -3,11 +3,13 @@ drawing): the original, a heat map over it at a chosen opacity, the ROI boxes nu
 crops in rank order. Maps are drawn at ``MAP_SIDE`` pixels and shown at least 384 px wide.
 
 What is kept between events (the opacity slider and the map menu redraw without a new run) is a
-``MapData``: the model's view of the image and the two maps, nothing else.
+``MapData``: the model's view of the image and the two maps. Grad-CAM needs a backward pass, so a run
+does not pay for it: it is made the first time the menu asks for it, and kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,16 +36,26 @@ HEAT_NOTES = {
 
 @dataclass
 class MapData:
-    """What the map controls redraw from: the model's view (S, S, 3) and the two maps in [0, 1]."""
+    """What the map controls redraw from: the model's view (S, S, 3) and the two maps in [0, 1].
+
+    ``make_gradcam`` computes the Grad-CAM when it is first asked for (``gradcam_map``)."""
 
     pixels: np.ndarray
     saliency: np.ndarray
-    gradcam: np.ndarray | None
+    gradcam: np.ndarray | None = None
+    make_gradcam: Callable[[], np.ndarray] | None = None
+
+    def gradcam_map(self) -> np.ndarray | None:
+        """The Grad-CAM, computed on first use and kept; None when there is no way to make it."""
+        if self.gradcam is None and self.make_gradcam is not None:
+            self.gradcam, self.make_gradcam = self.make_gradcam(), None
+        return self.gradcam
 
 
-def map_data(output: DiffMICOutput) -> MapData:
-    """The map data of a result."""
-    return MapData(output.pixels, output.saliency, output.gradcam)
+def map_data(output: DiffMICOutput, make_gradcam: Callable[[], np.ndarray] | None = None) -> MapData:
+    """The map data of a result; ``make_gradcam`` makes its Grad-CAM later, if the output has none."""
+    later = None if output.gradcam is not None else make_gradcam
+    return MapData(output.pixels, output.saliency, output.gradcam, later)
 
 
 def original(pixels: np.ndarray) -> np.ndarray:
@@ -55,7 +67,7 @@ def heat_image(data: MapData | None, which: str, opacity: float) -> np.ndarray |
     """The chosen map (a ``HEAT_MAPS`` label) over the image at ``opacity`` (0: image only, 1: map only)."""
     if data is None:
         return None
-    heat = data.gradcam if HEAT_MAPS.get(which, "saliency") == "gradcam" else data.saliency
+    heat = data.gradcam_map() if HEAT_MAPS.get(which, "saliency") == "gradcam" else None
     if heat is None:
         heat = data.saliency
     return overlay(upscale(data.pixels, MAP_SIDE), heat, float(opacity))

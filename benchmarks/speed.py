@@ -24,41 +24,19 @@ import argparse
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.units import resnet18_unit, timed  # noqa: E402
 from diffmic.chain import denoise_steps, last_state  # noqa: E402
 from diffmic.config import DiffMICConfig  # noqa: E402
 from diffmic.diffusion import make_sampler  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 from diffmic.options import APP_DEFAULT, SamplingOptions  # noqa: E402
 from diffmic.pipeline import DiffMICPipeline  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def resnet18_unit(repeats: int) -> float:
-    """Seconds of one resnet18 forward pass at 224 px, batch 1: the unit of this benchmark."""
-    import timm
-
-    net = timm.create_model("resnet18", pretrained=False, num_classes=0).eval()
-    x = torch.randn(1, 3, 224, 224)
-    with torch.inference_mode():
-        return timed(lambda: net(x), max(repeats, 5))
 
 
 def reference_chain(model: DiffMIC, x: torch.Tensor, steps: int) -> None:

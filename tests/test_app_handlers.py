@@ -160,7 +160,8 @@ def test_run_streams_a_first_frame_then_the_answer(registry, example):
     assert last["heat"].shape == (MAP_SIDE, MAP_SIDE, 3) and last["rois"].shape == (MAP_SIDE, MAP_SIDE, 3)
     assert [caption.split(" · ")[0] for _, caption in last["crops"]] == ["1", "2", "3"]
     assert last["json"]["steps"] == 100 and last["json"]["ood"]["available"] is False
-    assert last["maps"].gradcam is not None
+    assert last["maps"].gradcam is None and last["maps"].make_gradcam is not None  # made when shown
+    assert last["figure"].png.suffix == ".png" and not last["figure"].png.exists()  # made when asked
     for middle in frames[1:-1]:
         assert is_skip(middle["heat"]) and is_skip(middle["answer"])
 
@@ -185,7 +186,10 @@ def test_trajectory_starts_at_the_prior_with_median_and_interquartile_band(regis
 
 def test_downloads_hold_the_whole_trajectory(registry, example):
     last = run(Diagnosis(registry), example, "fundus", "DDIM", 20, 3, 1)[-1]
-    csv_path, json_path, png_path = last["downloads"]
+    csv_path, json_path = last["downloads"]
+    assert is_skip(Diagnosis.figure(None))  # no run, no figure
+    assert Diagnosis.figure(last["figure"]) == [csv_path, json_path, str(last["figure"].png)]
+    png_path = last["figure"].png
     rows = list(csv.reader(io.StringIO(open(csv_path).read())))
     assert rows[0][:2] == ["step", "t"] and len(rows[0]) == 2 + 3 * 5
     assert len(rows) == 1 + 20 and rows[-1][1] == "0"
@@ -336,9 +340,15 @@ def test_map_controls_redraw_without_a_new_run(registry, example):
     data = run(Diagnosis(registry), example, "fundus", "DDIM", 3, 1, 0)[-1]["maps"]
     image_only = heat_image(data, DEFAULT_HEAT, 0.0)
     assert np.array_equal(image_only, original(data.pixels))
-    cam, grad = heat_image(data, DEFAULT_HEAT, 0.7), heat_image(data, "Grad-CAM", 0.7)
+    cam = heat_image(data, DEFAULT_HEAT, 0.7)
+    assert data.gradcam is None  # the run did not pay for Grad-CAM, nor did the default map
+    grad = heat_image(data, "Grad-CAM", 0.7)
     assert cam.shape == (MAP_SIDE, MAP_SIDE, 3) and not np.array_equal(cam, image_only)
     assert not np.array_equal(cam, grad)
+    # made once, on first use, and the same map the pipeline's own Grad-CAM gives
+    pipe = registry.get("fundus").pipe
+    wanted = pipe(example, SamplingOptions(sampler="ddim", steps=3, samples=1), explain=True).gradcam
+    assert data.make_gradcam is None and np.allclose(data.gradcam, wanted, atol=1e-5)
     assert is_skip(Diagnosis.redraw_heat(None, DEFAULT_HEAT, 0.5))
 
 

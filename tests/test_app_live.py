@@ -51,7 +51,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-API_OUTPUTS = [name for name in OUTPUTS if name != "maps"]  # a gr.State is not part of the API
+API_OUTPUTS = [name for name in OUTPUTS if name not in ("maps", "figure")]  # gr.State: not in the API
 SLOW = {"seconds": 0.0}  # pause after every reverse step, to press Stop mid-run
 
 
@@ -279,6 +279,12 @@ def test_browser_end_to_end(live, tmp_path):
             expect(page.locator("#crops")).to_contain_text("1 · ")
             expect(page.locator("#downloads")).to_contain_text(".csv")
             expect(page.locator("#downloads .label-clear-button").first).to_be_hidden()  # no "remove"
+            expect(page.locator("#downloads")).not_to_contain_text(".png")
+            page.locator("#make-figure").click()  # the PNG is made when asked for
+            expect(page.locator("#downloads")).to_contain_text(".png", timeout=30_000)
+            before = page.locator("#heat img").get_attribute("src")
+            page.locator("#heat-choice").get_by_text("Grad-CAM").click()  # made on first use
+            expect(page.locator("#heat img")).not_to_have_attribute("src", before, timeout=30_000)
             page.locator("#details-box").get_by_text("Details").click()
             expect(page.locator("#details")).to_contain_text("paired t-test")
             settle(page, "trajectory", "answer", "heat")

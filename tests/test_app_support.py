@@ -84,3 +84,30 @@ def random_png(path: Path, size: int = 48) -> Path:
     pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path, "PNG")
     return path
+
+
+def test_every_figure_passes_plotly_validation():
+    """The app builds its figures without plotly's validation (for speed); the dicts must still be valid."""
+    import plotly.graph_objects as go
+
+    from app import figures
+    from app.forward_figure import forward_figure
+    from app.learn import forward_process, one_hot
+    from diffmic.options import SamplingOptions
+    from diffmic.pipeline import DiffMICPipeline
+    from tests.helpers import random_image
+
+    pipe = DiffMICPipeline(tiny_model(3))
+    out = pipe(random_image(), SamplingOptions(sampler="ddim", steps=6, samples=4, seed=0))
+    traj, names = out.trajectory, out.trajectory.class_names
+    built = [
+        figures.empty_figure("nothing yet"),
+        figures.trajectory_figure(traj, pipe.config.timesteps, labels=["a", "b", "c"]),
+        figures.probability_bars(names, traj.current, traj.prior, title="bars"),
+        figures.confusion_figure([[3, 1, 0], [0, 2, 1], [1, 0, 4]], names),
+        forward_figure(forward_process(pipe, one_hot(1, 3), traj.prior, ["a", "b", "c"]), 5),
+    ]
+    for fig in built:
+        plain = fig.to_plotly_json()
+        checked = go.Figure(plain["data"], plain["layout"])  # raises on an invalid property or value
+        assert [t.type for t in checked.data] == [t["type"] for t in plain["data"]]
