@@ -12,8 +12,13 @@ from .diffusion import LabelDiffusion
 
 
 def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
-    """k(a_i, b_j) = exp(-mean_d (a_id - b_jd)^2 / bandwidth) for rows of a (N, D) and b (M, D)."""
-    return torch.exp(-((a[:, None, :] - b[None, :, :]) ** 2).mean(-1) / bandwidth)
+    """k(a_i, b_j) = exp(-mean_d (a_id - b_jd)^2 / bandwidth) for rows of a (N, D) and b (M, D).
+
+    The squared distances come from one matrix product (|a|^2 + |b|^2 - 2 a b^T), not an (N, M, D)
+    difference tensor: at the cached stage's 1,024 rows that tensor and its gradient were most of a step.
+    """
+    sq = (a * a).sum(1, keepdim=True) + (b * b).sum(1) - 2.0 * (a @ b.T)
+    return torch.exp(-sq.clamp_min(0.0) / (a.shape[1] * bandwidth))
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 1.0) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from diffmic.chain import denoise, denoise_steps
 from diffmic.diffusion import DDIMSampler, DDPMSampler, LabelDiffusion, make_betas, make_sampler
-from diffmic.losses import antithetic_timesteps, mmd
+from diffmic.losses import antithetic_timesteps, gaussian_kernel, mmd
 from tests.card_reference import card_reverse_chain, softmax
 
 
@@ -194,6 +194,19 @@ def test_mmd_zero_for_same_sample_and_grows_with_shift():
     assert values == sorted(values) and values[-1] > 0.1
     y = torch.randn(256, 5, generator=torch.Generator().manual_seed(1))
     assert mmd(x, y).item() < 0.05  # same distribution, different draws
+
+
+def test_gaussian_kernel_matches_its_definition_and_gradient():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(30, 5, generator=g, dtype=torch.float64) * 2 + 1
+    direct = torch.exp(-((a[:, None, :] - b[None, :, :]) ** 2).mean(-1) / 3.0)  # the definition
+    fast = gaussian_kernel(a, b, 3.0)
+    torch.testing.assert_close(fast, direct, rtol=1e-10, atol=1e-12)
+    (grad_direct,) = torch.autograd.grad(direct.sum(), a)
+    (grad_fast,) = torch.autograd.grad(fast.sum(), a)
+    torch.testing.assert_close(grad_fast, grad_direct, rtol=1e-8, atol=1e-10)
+    assert torch.allclose(gaussian_kernel(a, a, 3.0).diagonal(), torch.ones(40, dtype=torch.float64))
 
 
 def test_antithetic_timesteps_pair_up():
