@@ -26,7 +26,10 @@ HEAT_MAPS = {
 }
 DEFAULT_HEAT = next(iter(HEAT_MAPS))
 HEAT_NOTES = {
-    "saliency": "the DCG's class-activation map of the answer: the cells whose features raised its score",
+    "saliency": (
+        "the DCG's class-activation map of the answer: the cells whose features raised its score against the "
+        "other classes (or, where validation images chose it, against the first, healthy class)"
+    ),
     "gradcam": (
         "Grad-CAM of the answer on the global network (the variant and layer each model's training chose on "
         "validation images: Grad-CAM, Grad-CAM++ or LayerCAM): the pixels whose change moves its score most"

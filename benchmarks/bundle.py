@@ -92,7 +92,8 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
         "Fitted on validation data: fusion weights (global, local) = "
         f"({cfg.fusion_weights[0]:.2f}, {cfg.fusion_weights[1]:.2f}); ROI map `{cfg.roi_map}`; softmax "
         f"temperature {cfg.temperature:.3f} of the app's estimator (DDPM, T = {cfg.timesteps}, 8 chains); "
-        f"Grad-CAM variant `{cfg.cam_method}` on stage {cfg.cam_stage}.",
+        f"evidence map against `{cfg.saliency_contrast}`; Grad-CAM variant `{cfg.cam_method}` on stage "
+        f"{cfg.cam_stage}.",
         "",
     ]
     if accuracy:
@@ -112,6 +113,12 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
                 r = accuracy[m]
                 cells = " | ".join(f"{r[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "ece"))
                 lines.append(f"| {m} | {cells} |")
+        if "one_draw" in accuracy:
+            d = accuracy["one_draw"]
+            lines.append(
+                f"\nOne draw of the label, expected accuracy: one DiffMIC chain {d['chain_mean']:.3f}, "
+                f"one class drawn from the fused prior {d['fused_prior']:.3f}."
+            )
         for key, what in (("ci_vs_fused", "the fused prior"), ("ci_vs_cnn", "the CNN")):
             if key in accuracy:
                 low, high = accuracy[key]

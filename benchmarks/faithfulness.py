@@ -3,7 +3,8 @@
 On held-out generated test images that have lesions (mask not empty) — the test images only report; every
 choice (ROI map, Grad-CAM variant) was made on validation images during training — a map scores a hit
 when its maximum, upsampled to the input, lies within 1/16 of the input side of a lesion pixel:
-- ``saliency``: the DCG's evidence map (CAM) of DiffMIC's answer, as the app shows it;
+- ``saliency``: the DCG's evidence map (CAM) of DiffMIC's answer, as the app shows it (against the other
+  classes or against the first class: the model's ``saliency_contrast``, chosen on validation images);
 - ``patch``: the ROI crop with the highest gated-attention weight holds a lesion pixel;
 - ``gradcam``: the app's Grad-CAM (the model's ``cam_method`` on ``cam_stage`` of the global network);
 - ``roi_map``: the map the ROIs were chosen from; ``any_patch``: a lesion in any of the K crops;
@@ -60,6 +61,7 @@ def score_task(task: str, weights: Path, n: int) -> dict:
     out["_n"] = len(hits["patch"])
     out["_gradcam"] = f"{cfg.cam_method} on stage {cfg.cam_stage}"
     out["_roi_map"] = cfg.roi_map
+    out["_saliency_contrast"] = cfg.saliency_contrast
     return out
 
 

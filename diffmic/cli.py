@@ -220,6 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser(
+        "choose-explanations",
+        help="re-make a saved model's explanation choices on its validation images",
+        description="Choose the contrast of the DCG evidence map and the Grad-CAM variant by the pointing "
+        "game on the validation images (with lesion masks) the model was trained with, as training does at "
+        "its end; updates config.json. The ROI map is left alone: the local branch was trained on its crops.",
+    )
+    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
+    src.add_argument("--data", help="a dataset folder with lesion masks")
+    p.add_argument(
+        "--train-size", type=int, default=3000, help="as given to train (--task; default %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("push", help="upload a model folder to the Hub")
     p.add_argument("folder")
     p.add_argument("repo_id")
@@ -332,7 +349,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_ood_splits(args: argparse.Namespace, cfg: DiffMICConfig) -> Splits:
+def _model_splits(args: argparse.Namespace, cfg: DiffMICConfig) -> Splits:
     """The training / validation split the model was trained on (generated or read from a folder)."""
     from .data.datasets import synthetic_splits
 
@@ -386,7 +403,7 @@ def cmd_fit_ood(args: argparse.Namespace) -> int:
     cfg.ood_acceptance = cfg.ood_acceptance if args.acceptance is None else args.acceptance
     cfg.ood_features = args.features or cfg.ood_features
     cfg.validate()
-    splits = _fit_ood_splits(args, cfg)
+    splits = _model_splits(args, cfg)
     train = _training_conditioning(args, model, splits.train)
     val = build_cache(model, splits.val, 1, seed=args.seed, progress=sys.stderr.isatty())
     model.ood_check, cfg.ood_threshold = fit_distribution_check(model, train, val)
@@ -413,11 +430,36 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_choose_explanations(args: argparse.Namespace) -> int:
+    """Choose the explanation settings of a model folder on its validation images; rewrite its config."""
+    from .hub import CONFIG_NAME
+    from .model import DiffMIC
+    from .selection import choose_explanations
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"{folder} is not a model folder")
+    model = DiffMIC.from_pretrained(folder, device=args.device)
+    cfg = model.config
+    values, scores = choose_explanations(model, _model_splits(args, cfg).val)
+    if not values:
+        raise CLIError("the validation images have no lesion masks: there is nothing to choose by")
+    for key, value in values.items():
+        setattr(cfg, key, value)
+    cfg.validate()
+    cfg.save(folder / CONFIG_NAME)
+    for name, table in scores.items():
+        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in table.items()))
+    print("chose " + ", ".join(f"{k} = {v}" for k, v in values.items()) + f"; wrote {folder / CONFIG_NAME}")
+    return 0
+
+
 COMMANDS = {
     "predict": cmd_predict,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "fit-ood": cmd_fit_ood,
+    "choose-explanations": cmd_choose_explanations,
     "push": cmd_push,
 }
 

@@ -60,6 +60,10 @@ class DiffMICConfig:
     mmd_bandwidth: float | None = None  # Gaussian kernel bandwidth; None = number of classes, as the authors
     # inference
     temperature: float = 1.0  # label vector -> probabilities: softmax(y / temperature), fitted on validation
+    # the DCG evidence map of class c: its CAM minus the mean over classes ("classes") or minus the first
+    # class's CAM ("first-class": what sets c apart from class 0, the healthy class of graded tasks),
+    # chosen on validation images
+    saliency_contrast: Literal["classes", "first-class"] = "classes"
     cam_method: str = "gradcam++"  # the Grad-CAM variant the app shows, chosen on validation images
     cam_stage: int = -1  # its global-network stage (feature_info index)
     # distribution check (diffmic.ood; statistics in ood.safetensors): which conditioning features it reads,
@@ -129,6 +133,8 @@ class DiffMICConfig:
             problems.append(f"unknown beta_schedule {self.beta_schedule!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std need 3 values each, std > 0")
+        if self.saliency_contrast not in ("classes", "first-class"):
+            problems.append(f"unknown saliency_contrast {self.saliency_contrast!r}")
         if self.cam_method not in ("gradcam", "gradcam++", "layercam"):
             problems.append(f"unknown cam_method {self.cam_method!r}")
         if self.temperature <= 0:

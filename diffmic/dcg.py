@@ -71,11 +71,12 @@ class Guidance:
             raise ValueError(f"unknown prior {which!r}; use one of {', '.join(options)}")
         return options[which]()
 
-    def class_saliency(self, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, S, S) evidence map in [0, 1] of one class per image (default: the fused prior's top class)."""
+    def class_saliency(self, classes: torch.Tensor | None = None, contrast: str = "classes") -> torch.Tensor:
+        """(B, S, S) evidence map in [0, 1] of one class per image (default: the fused prior's top class);
+        ``contrast`` as in ``rois.class_evidence``."""
         if classes is None:
             classes = self.fused_logits.argmax(-1)
-        maps = rois.class_evidence(self.cam)[torch.arange(self.cam.shape[0]), classes]
+        maps = rois.class_evidence(self.cam, contrast)[torch.arange(self.cam.shape[0]), classes]
         return rois.minmax(maps.detach())
 
 

@@ -238,7 +238,8 @@ class DiffMICPipeline:
             "local": as_dict(names, g.local_prior[0]),
             "fused": as_dict(names, g.fused_prior[0]),
         }
-        saliency = g.class_saliency(torch.tensor([idx], device=g.cam.device))[0].cpu().numpy()
+        answer = torch.tensor([idx], device=g.cam.device)
+        saliency = g.class_saliency(answer, self.config.saliency_contrast)[0].cpu().numpy()
         gradcam = self.gradcam(prepared, idx) if explain else None
         return DiffMICOutput(
             names[idx],

@@ -26,9 +26,19 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     return ((flat - lo) / (hi - lo).clamp_min(1e-6)).view_as(maps)
 
 
-def class_evidence(cam: torch.Tensor) -> torch.Tensor:
-    """(B, C, S, S) CAM logits → each class's evidence: its channel minus the mean over classes."""
-    return cam - cam.mean(1, keepdim=True)
+SALIENCY_CONTRASTS = ("classes", "first-class")
+
+
+def class_evidence(cam: torch.Tensor, contrast: str = "classes") -> torch.Tensor:
+    """(B, C, S, S) CAM logits → each class's evidence: its channel minus the mean over classes
+    (``classes``), or minus the first class's channel (``first-class``: what sets class c apart from
+    class 0, the healthy class of the graded tasks; class 0's own evidence stays against the mean)."""
+    against_mean = cam - cam.mean(1, keepdim=True)
+    if contrast == "classes":
+        return against_mean
+    if contrast == "first-class":
+        return torch.cat([against_mean[:, :1], cam[:, 1:] - cam[:, :1]], 1)
+    raise ValueError(f"unknown contrast {contrast!r}; use one of {', '.join(SALIENCY_CONTRASTS)}")
 
 
 def roi_map(cam: torch.Tensor, logits: torch.Tensor, mode: str = "predicted") -> torch.Tensor:

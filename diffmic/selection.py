@@ -1,4 +1,5 @@
-"""Choices made on validation images: the ROI map and the Grad-CAM variant the app shows.
+"""Choices made on validation images: the ROI map, the contrast of the DCG evidence map and the Grad-CAM
+variant the app shows.
 
 Both are scored against the lesion masks of the generated data (a pointing game), and both helpers read
 only the dataset they are given — the trainer gives them the validation split; test images only report
@@ -15,6 +16,7 @@ from scipy.ndimage import binary_dilation
 from .data.datasets import ArrayDataset
 from .explain import CAM_METHODS, grad_cam
 from .model import DiffMIC
+from .rois import SALIENCY_CONTRASTS
 from .transforms import normalise
 
 ROI_MAPS = ("predicted", "prior-weighted", "all-classes")
@@ -70,6 +72,32 @@ def choose_roi_map(
     return max(ROI_MAPS, key=lambda m: scores[m]), scores  # ties: the first in ROI_MAPS
 
 
+@torch.no_grad()
+def choose_saliency_contrast(
+    model: DiffMIC, val: ArrayDataset, limit: int = 300
+) -> tuple[str | None, dict[str, float]]:
+    """The contrast of the DCG evidence map (``rois.class_evidence``) whose maximum points at a lesion most
+    often on validation images, for the fused prior's answer (None without masks; ties: ``classes``).
+
+    It changes only the map shown and scored, not the ROI choice (the local branch was trained on those
+    crops)."""
+    idx = lesion_images(val, limit)
+    if not len(idx):
+        return None, {}
+    model.eval()
+    tolerance = max(1, model.config.input_size // 16)
+    hits: dict[str, list[bool]] = {c: [] for c in SALIENCY_CONTRASTS}
+    for start in range(0, len(idx), 32):
+        batch = idx[start : start + 32]
+        guidance = model.dcg(normalise(val.images[batch], model.config).to(model.device))
+        for contrast in SALIENCY_CONTRASTS:
+            maps = guidance.class_saliency(contrast=contrast).cpu().numpy()
+            pairs = zip(maps, batch, strict=True)
+            hits[contrast] += [points_at_lesion(m, val.masks[i], tolerance) for m, i in pairs]
+    scores = {c: float(np.mean(h)) for c, h in hits.items()}
+    return max(SALIENCY_CONTRASTS, key=lambda c: scores[c]), scores
+
+
 def choose_explanation(
     model: DiffMIC, val: ArrayDataset, limit: int = 100
 ) -> tuple[tuple[str, int] | None, dict[str, float]]:
@@ -104,3 +132,17 @@ def choose_explanation(
     best = max(scores, key=scores.get)
     method, stage = best.split(":")
     return (method, int(stage)), scores
+
+
+def choose_explanations(model: DiffMIC, val: ArrayDataset) -> tuple[dict, dict[str, dict[str, float]]]:
+    """Every explanation choice made on validation images: the evidence map's contrast and the Grad-CAM
+    variant. Returns the config values chosen (none without lesion masks) and each choice's scores."""
+    values: dict = {}
+    scores: dict[str, dict[str, float]] = {}
+    contrast, scores["saliency contrast"] = choose_saliency_contrast(model, val)
+    if contrast is not None:
+        values["saliency_contrast"] = contrast
+    variant, scores["grad-cam"] = choose_explanation(model, val)
+    if variant is not None:
+        values["cam_method"], values["cam_stage"] = variant
+    return values, {k: v for k, v in scores.items() if v}

@@ -47,13 +47,21 @@ from .model import DiffMIC, resolve_device
 from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
-from .selection import choose_explanation, choose_roi_map
+from .selection import choose_explanations, choose_roi_map
 from .transforms import augment, normalise
 
 STAGES = ("global", "local", "diffusion")
 CHECKPOINT_NAME = "checkpoint.pt"
 # set by training on validation data, not by the user
-FITTED_FIELDS = ("fusion_weights", "temperature", "roi_map", "cam_method", "cam_stage", "ood_threshold")
+FITTED_FIELDS = (
+    "fusion_weights",
+    "temperature",
+    "roi_map",
+    "saliency_contrast",
+    "cam_method",
+    "cam_stage",
+    "ood_threshold",
+)
 # settings of the distribution check, fitted after the last stage: a resumed run may change them, and
 # checkpoints written before they existed resume
 POST_HOC_FIELDS = ("ood_features", "ood_acceptance")
@@ -463,10 +471,10 @@ class Trainer:
         y0, labels = self.validation_chains()
         self._fit(temperature=fit_temperature(y0, labels))
         if self.tc.choose_on_validation:
-            choice, scores = choose_explanation(self.model, self.splits.val)
-            if choice is not None:
-                self._fit(cam_method=choice[0], cam_stage=choice[1])
-                self.state.history.append({"stage": "choose grad-cam", **scores})
+            values, scores = choose_explanations(self.model, self.splits.val)
+            self._fit(**values)
+            for key, values_scores in scores.items():
+                self.state.history.append({"stage": f"choose {key}", **values_scores})
         self.fit_distribution_check()
         self.model.save_pretrained(self.out)
         log = {

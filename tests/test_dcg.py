@@ -128,3 +128,19 @@ def test_class_saliency_is_the_evidence_of_the_chosen_class():
         evidence = g.cam[b, k] - g.cam[b].mean(0)
         assert int(s[b].argmax()) == int(evidence.argmax())
     assert torch.equal(g.class_saliency(), g.class_saliency(g.fused_prior.argmax(-1)))
+
+
+def test_first_class_contrast_sets_each_class_against_class_zero():
+    cam = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    ev = rois.class_evidence(cam, "first-class")
+    for k in (1, 2, 3):  # what sets class k apart from class 0, by hand
+        torch.testing.assert_close(ev[:, k], cam[:, k] - cam[:, 0])
+    torch.testing.assert_close(ev[:, 0], cam[:, 0] - cam.mean(1))  # class 0 itself: against the mean
+    torch.testing.assert_close(rois.class_evidence(cam), cam - cam.mean(1, keepdim=True))
+    with pytest.raises(ValueError, match="unknown contrast"):
+        rois.class_evidence(cam, "other")
+    model = tiny_model(4)
+    with torch.no_grad():
+        g = model.dcg(torch.randn(1, 3, 128, 128))
+    s = g.class_saliency(torch.tensor([2]), "first-class")[0]
+    assert int(s.argmax()) == int((g.cam[0, 2] - g.cam[0, 0]).argmax())

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from diffmic.data.datasets import ArrayDataset, Splits
-from diffmic.selection import box_hits, choose_explanation, choose_roi_map, points_at_lesion
+from diffmic.selection import (
+    box_hits,
+    choose_explanation,
+    choose_explanations,
+    choose_roi_map,
+    choose_saliency_contrast,
+    points_at_lesion,
+)
 from diffmic.train import TrainConfig, Trainer
 from tests.helpers import tiny_config
 
@@ -63,6 +70,12 @@ def test_choices_read_only_the_validation_split(tmp_path):
     assert trainer.cfg.roi_map == mode and trainer.state.stage == "local"
     choice, cam_scores = choose_explanation(trainer.model, val, limit=4)
     assert len(cam_scores) == 6 and f"{choice[0]}:{choice[1]}" == max(cam_scores, key=cam_scores.get)
+    contrast, contrast_scores = choose_saliency_contrast(trainer.model, val)
+    assert set(contrast_scores) == {"classes", "first-class"}
+    assert contrast_scores[contrast] == max(contrast_scores.values())
+    values, scores = choose_explanations(trainer.model, val)  # what training fits at its end
+    assert values["saliency_contrast"] == contrast and set(scores) == {"saliency contrast", "grad-cam"}
+    assert (values["cam_method"], values["cam_stage"]) == choose_explanation(trainer.model, val)[0]
 
 
 def test_no_masks_no_choice():
@@ -71,6 +84,8 @@ def test_no_masks_no_choice():
 
     assert choose_roi_map(tiny_model(3), data) == (None, {})
     assert choose_explanation(tiny_model(3), data) == (None, {})
+    assert choose_saliency_contrast(tiny_model(3), data) == (None, {})
+    assert choose_explanations(tiny_model(3), data) == ({}, {})
 
 
 @pytest.mark.parametrize("mode", ["predicted", "prior-weighted", "all-classes"])
@@ -86,3 +101,24 @@ def test_every_roi_map_keeps_the_crops_on_the_field(mode):
         for x0, y0, x1, y1 in boxes:  # global-view px (64 wide); the field is 16..48
             inside = max(0, min(x1, 48) - max(x0, 16)) * max(0, min(y1, 48) - max(y0, 16))
             assert inside >= 0.5 * (x1 - x0) * (y1 - y0)
+
+
+def test_choose_explanations_command_rewrites_only_the_explanation_settings(tmp_path, capsys):
+    from diffmic.cli import main
+    from diffmic.config import DiffMICConfig
+    from diffmic.data.synthetic import TASKS
+    from tests.helpers import tiny_model
+
+    folder = tmp_path / "model"
+    classes = list(TASKS["placenta"].class_names)
+    tiny_model(4, class_names=classes, task="placenta", ordinal=True).save_pretrained(folder)
+    before = DiffMICConfig.load(folder / "config.json").to_dict()
+    assert main(["choose-explanations", str(folder), "--task", "placenta", "--train-size", "40"]) == 0
+    printed = capsys.readouterr().out
+    assert "saliency contrast: classes" in printed and "grad-cam: gradcam:-1" in printed and "wrote" in printed
+    after = DiffMICConfig.load(folder / "config.json").to_dict()
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed <= {"saliency_contrast", "cam_method", "cam_stage"}
+    assert f"saliency_contrast = {after['saliency_contrast']}" in printed
+    assert main(["choose-explanations", str(folder), "--task", "fundus"]) == 2  # another task's classes
+    assert "differ from the model's" in capsys.readouterr().err
