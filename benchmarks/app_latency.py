@@ -11,8 +11,8 @@ It measures, from ``client.submit`` (which also uploads the image) on 127.0.0.1:
 
 with the app's default settings (sampler, all T steps, samples, seed), as the median over ``--runs``
 runs after one warm-up run. The full run is also given in units (``benchmarks/units.py``: one resnet18
-forward pass at 224 px, 2 threads), measured in this process while the app is idle, before and after
-the runs. Targets: first frame within 1 s, full run within 25 units.
+forward pass at 224 px, 2 threads), measured in this process while the app is idle, before the first
+run and after each one (the median). Targets: first frame within 1 s, full run within 25 units.
 """
 
 from __future__ import annotations
@@ -164,8 +164,10 @@ def measure(weights: Path | None, runs: int, keep: bool) -> dict:
         settings = ("fundus", DEFAULT_SAMPLER, T, DEFAULT_SAMPLES, DEFAULT_SEED)
         units = [resnet18_unit()]
         warm = one_run(client, image, settings)
-        timed = [one_run(client, image, settings) for _ in range(runs)]
-        units.append(resnet18_unit())
+        timed = []
+        for _ in range(runs):  # a unit after every run: this machine's speed drifts within minutes
+            timed.append(one_run(client, image, settings))
+            units.append(resnet18_unit())
     finally:
         stop_app(proc)
         if not keep:
