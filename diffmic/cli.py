@@ -162,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument(
+        "--init-from",
+        help="a saved model folder to train further (its config replaces the model options)",
+    )
+    p.add_argument(
+        "--start-stage",
+        choices=("global", "local", "diffusion"),
+        default="local",
+        help="--init-from: the stage to begin at; the later stages and fits follow (default %(default)s)",
+    )
     _add_model_args(p)
 
     p = sub.add_parser(
@@ -294,14 +304,22 @@ def _model_config(
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, resuming when a checkpoint exists."""
     from .data.datasets import folder_splits, synthetic_splits
+    from .hub import CONFIG_NAME
     from .train import train
 
-    size = args.image_size * args.local_scale
+    saved = None
+    if args.init_from:  # train a saved model further: its config, and images of its size
+        if not (Path(args.init_from) / CONFIG_NAME).is_file():
+            raise CLIError(f"{args.init_from} is not a model folder")
+        saved = DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME)
+    size = saved.input_size if saved else args.image_size * args.local_scale
     if args.task:
         splits = synthetic_splits(args.task, args.train_size, 0, size, seed=args.seed)
     else:
         splits = folder_splits(args.data, size, seed=args.seed)
-    cfg = _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
+    if saved and saved.class_names != splits.class_names:
+        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {saved.class_names}")
+    cfg = saved or _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
     tc = TrainConfig(
         out_dir=args.out,
         global_epochs=args.global_epochs,
@@ -317,7 +335,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    out = train(cfg, tc, splits, resume=not args.no_resume)
+    start = (args.init_from, args.start_stage) if args.init_from else None
+    out = train(cfg, tc, splits, resume=not args.no_resume, start_from=start)
     print(f"model saved in {out}")
     return 0
 

@@ -216,6 +216,24 @@ class Trainer:
         self.generator.set_state(payload["generator"])
         return True
 
+    def start_from(self, folder: str | Path, stage: str) -> None:
+        """Begin at ``stage`` with a saved model's weights (to train one stage of a finished model further).
+
+        The model config must be the saved one. The stage's validation score with those weights is the one
+        to beat, so the stage keeps them unless it improves on them; the later stages and fits follow."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        saved = DiffMIC.from_pretrained(folder, load_ood=False)
+        if saved.config.to_dict() != self.cfg.to_dict():
+            raise ValueError(f"{folder} holds a model of another config")
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in saved.state_dict().items()}
+        self.model.load_state_dict(weights)
+        self.state = TrainState(stage=stage)
+        self._new_stage(stage)
+        scores = self.validate(stage)
+        self.state.history.append({"stage": stage, "epoch": 0, "start_from": str(folder), **scores})
+        self._keep_if_best(scores)
+
     def _fit(self, **values) -> None:
         """Record values fitted on validation data and apply them to the model's config."""
         self.state.fitted.update(values)
@@ -495,11 +513,18 @@ class Trainer:
 
 
 def train(
-    model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits, resume: bool = True
+    model_config: DiffMICConfig,
+    train_config: TrainConfig,
+    splits: Splits,
+    resume: bool = True,
+    start_from: tuple[str | Path, str] | None = None,
 ) -> Path:
-    """Train (or resume) a DiffMIC; returns the folder holding the model. Stops early at max_minutes."""
+    """Train (or resume) a DiffMIC; returns the folder holding the model. Stops early at max_minutes.
+
+    ``start_from`` = (saved model folder, stage): a new run begins at that stage with those weights
+    (``Trainer.start_from``); a run that has a checkpoint resumes it instead."""
     trainer = Trainer(model_config, train_config, splits)
-    if resume:
-        trainer.resume()
+    if not (resume and trainer.resume()) and start_from is not None:
+        trainer.start_from(*start_from)
     trainer.run()
     return trainer.out

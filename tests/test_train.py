@@ -195,6 +195,43 @@ def test_resume_refuses_another_config(tmp_path):
         other.resume()
 
 
+def test_a_saved_model_trains_one_stage_further(tmp_path):
+    from diffmic.config import DiffMICConfig
+    from diffmic.train import train
+
+    tc = config(
+        out_dir=str(tmp_path / "first"), global_epochs=2, local_epochs=1, diffusion_epochs=2, val_every=1
+    )
+    assert Trainer(tiny_config(3, fusion="fitted"), tc, splits()).run()
+    saved = DiffMIC.from_pretrained(tmp_path / "first")
+    cfg = DiffMICConfig.load(tmp_path / "first" / "config.json")
+    more = config(**{**tc.__dict__, "out_dir": str(tmp_path / "more"), "local_epochs": 3})
+    with pytest.raises(ValueError, match="another config"):
+        Trainer(tiny_config(3), more, splits()).start_from(tmp_path / "first", "local")
+    train(cfg, more, splits(), start_from=(tmp_path / "first", "local"))
+    log = json.loads((tmp_path / "more" / "train_log.json").read_text())
+    first = log["history"][0]
+    assert (
+        first["stage"] == "local" and first["epoch"] == 0 and first["start_from"] == str(tmp_path / "first")
+    )
+    assert [h["epoch"] for h in log["history"] if h["stage"] == "local"] == [0, 1, 2, 3]
+    assert "global" not in {h["stage"] for h in log["history"]}  # began at the local stage
+    further = DiffMIC.from_pretrained(tmp_path / "more")
+    for (
+        name,
+        value,
+    ) in saved.dcg.global_net.state_dict().items():  # untouched: the local stage does not train it
+        torch.testing.assert_close(further.dcg.global_net.state_dict()[name], value)
+    # the saved model's score is the one to beat: its local branch is kept unless a later epoch beats it
+    start, *later = [h["score"] for h in log["history"] if h["stage"] == "local"]
+    kept = all(
+        torch.equal(further.dcg.local_net.state_dict()[k], v.to(torch.float32))
+        for k, v in saved.dcg.local_net.state_dict().items()
+        if v.is_floating_point()
+    )
+    assert kept == (max(later) <= start)
+
+
 def test_epoch_batches_are_a_seeded_permutation():
     class One:
         world, rank = 1, 0
