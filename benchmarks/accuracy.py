@@ -99,19 +99,24 @@ def table(task: str, res: dict) -> str:
             lines.append(
                 f"| {m} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['kappa']:.3f} | {r['ece']:.3f} |"
             )
+    lines += [f"\n{sentence}" for sentence in comparisons(res)]
+    return "\n".join(lines)
+
+
+def comparisons(res: dict) -> list[str]:
+    """One chain beside one prior draw, and the paired intervals, as sentences (this table, model cards)."""
+    out = []
     if "one_draw" in res:
         d = res["one_draw"]
-        lines.append(
-            f"\nOne draw of the label, expected accuracy: a DiffMIC chain {d['chain_mean']:.3f}, "
-            f"a class drawn from the fused prior {d['fused_prior']:.3f}"
+        out.append(
+            f"One draw of the label, expected accuracy: one DiffMIC chain {d['chain_mean']:.3f}, "
+            f"one class drawn from the fused prior {d['fused_prior']:.3f}."
         )
-    for key, what in (("ci_vs_fused", "fused prior"), ("ci_vs_cnn", "CNN")):
+    for key, what in (("ci_vs_fused", "the fused prior"), ("ci_vs_cnn", "the CNN")):
         if key in res:
             low, high = res[key]
-            lines.append(
-                f"\nDiffMIC − {what}, accuracy, paired bootstrap 95 % interval: [{low:+.3f}, {high:+.3f}]"
-            )
-    return "\n".join(lines)
+            out.append(f"Accuracy of DiffMIC − {what}: 95 % paired bootstrap CI [{low:+.3f}, {high:+.3f}].")
+    return out
 
 
 def main() -> None:

@@ -20,12 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.accuracy import METHODS, comparisons  # noqa: E402
 from diffmic.data.synthetic import TASKS  # noqa: E402
 from diffmic.hub import EVALUATION_NAME, default_model_card  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 from diffmic.tasks import DISCLAIMER  # noqa: E402
-
-METHODS = ("cnn", "global", "local", "fused", "diffmic", "diffmic_single")
 
 
 def minutes(seconds: float | None) -> str:
@@ -113,18 +112,7 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
                 r = accuracy[m]
                 cells = " | ".join(f"{r[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "ece"))
                 lines.append(f"| {m} | {cells} |")
-        if "one_draw" in accuracy:
-            d = accuracy["one_draw"]
-            lines.append(
-                f"\nOne draw of the label, expected accuracy: one DiffMIC chain {d['chain_mean']:.3f}, "
-                f"one class drawn from the fused prior {d['fused_prior']:.3f}."
-            )
-        for key, what in (("ci_vs_fused", "the fused prior"), ("ci_vs_cnn", "the CNN")):
-            if key in accuracy:
-                low, high = accuracy[key]
-                lines.append(
-                    f"\nAccuracy of DiffMIC − {what}: 95 % paired bootstrap CI [{low:+.3f}, {high:+.3f}]."
-                )
+        lines += [f"\n{sentence}" for sentence in comparisons(accuracy)]
         lines += [
             "",
             "`cnn`: the bundled plain classifier (`weights/baselines/`); `global`/`local`/`fused`: the DCG "

@@ -78,6 +78,22 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mmd-weight", type=float, default=d.mmd_weight, help="MMD weight (default %(default)s)")
 
 
+def _add_saved_model_args(p: argparse.ArgumentParser) -> None:
+    """A saved model folder and the data it was trained on (to find its training / validation split)."""
+    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
+    src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=3000,
+        help="generated training+validation images, as given to train (--task; default %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
+    p.add_argument("--device", default="auto")
+
+
 def _add_sampling_args(p: argparse.ArgumentParser, default: SamplingOptions) -> None:
     p.add_argument(
         "--sampler", choices=("ddpm", "ddim"), default=default.sampler, help="(default %(default)s)"
@@ -200,16 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(statistics) and the validation images (threshold) it was trained with; writes ood.safetensors "
         "and updates config.json.",
     )
-    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
-    src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
-    p.add_argument(
-        "--train-size",
-        type=int,
-        default=3000,
-        help="generated training+validation images, as given to train (--task; default %(default)s)",
-    )
+    _add_saved_model_args(p)
     p.add_argument(
         "--views",
         type=int,
@@ -227,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of validation images the threshold accepts (default: the config's, 0.95)",
     )
     p.add_argument("--features", choices=("global", "local", "both"), help="features the check reads")
-    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
-    p.add_argument("--device", default="auto")
 
     p = sub.add_parser(
         "choose-explanations",
@@ -237,15 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "game on the validation images (with lesion masks) the model was trained with, as training does at "
         "its end; updates config.json. The ROI map is left alone: the local branch was trained on its crops.",
     )
-    p.add_argument("folder", help="model folder (config.json + model.safetensors)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
-    src.add_argument("--data", help="a dataset folder with lesion masks")
-    p.add_argument(
-        "--train-size", type=int, default=3000, help="as given to train (--task; default %(default)s)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="the training seed (fixes the split; default 0)")
-    p.add_argument("--device", default="auto")
+    _add_saved_model_args(p)
 
     p = sub.add_parser("push", help="upload a model folder to the Hub")
     p.add_argument("folder")
