@@ -302,7 +302,7 @@ class Diagnosis:
             accepting = self.registry.models_accepting(image, sel.task)
             suggestions = [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
             ood = gr.update(value=report.ood_markdown(sel.task, suggestions), visible=True)
-        files, figure = write_downloads(output, sel.source, name, T)
+        figure = write_downloads(output, sel.source, name, T)
         return frame(
             counter=report.done_markdown(output.steps, output.seconds),
             ood=ood,
@@ -313,7 +313,7 @@ class Diagnosis:
             rois=maps.roi_image(output),
             crops=maps.roi_crops(output),
             details=report.details_markdown(output, sel.task, sel.source),
-            downloads=[str(p) for p in files],
+            downloads=[str(p) for p in figure.files],
             json=output.to_json(),
             maps=data,
             figure=figure,
@@ -358,11 +358,9 @@ def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
     )
 
 
-def write_downloads(
-    output: DiffMICOutput, source: str, name: str, T: int
-) -> tuple[list[Path], FigureRequest]:
-    """Write the trajectory as CSV and JSON into a new folder; returns their paths and what the figure
-    button needs to add a PNG of it beside them."""
+def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> FigureRequest:
+    """Write the trajectory as CSV and JSON into a new folder; returns their paths (``files``) with what
+    the figure button needs to add a PNG of it beside them."""
     traj, opts = output.trajectory, output.options
     folder = new_run_folder("diagnose")
     stem = f"diffmic-{slug(name)}-{opts.sampler}-{output.steps}steps-seed{opts.seed}"
@@ -374,5 +372,4 @@ def write_downloads(
         f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
         f"{opts.samples} runs → {output.label}"
     )
-    files = [csv_path, json_path]
-    return files, FigureRequest(traj, T, title, folder / f"{stem}.png", tuple(files))
+    return FigureRequest(traj, T, title, folder / f"{stem}.png", (csv_path, json_path))

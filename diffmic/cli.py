@@ -304,19 +304,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .hub import CONFIG_NAME
     from .train import train
 
-    saved = None
-    if args.init_from:  # train a saved model further: its config, and images of its size
+    if args.init_from:  # train a saved model further: its config, its split, images of its size
         if not (Path(args.init_from) / CONFIG_NAME).is_file():
             raise CLIError(f"{args.init_from} is not a model folder")
-        saved = DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME)
-    size = saved.input_size if saved else args.image_size * args.local_scale
-    if args.task:
-        splits = synthetic_splits(args.task, args.train_size, 0, size, seed=args.seed)
+        cfg = DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME)
+        splits = _model_splits(args, cfg)
     else:
-        splits = folder_splits(args.data, size, seed=args.seed)
-    if saved and saved.class_names != splits.class_names:
-        raise CLIError(f"the data's classes {splits.class_names} differ from the model's {saved.class_names}")
-    cfg = saved or _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
+        size = args.image_size * args.local_scale
+        if args.task:
+            splits = synthetic_splits(args.task, args.train_size, 0, size, seed=args.seed)
+        else:
+            splits = folder_splits(args.data, size, seed=args.seed)
+        cfg = _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
     tc = TrainConfig(
         out_dir=args.out,
         global_epochs=args.global_epochs,

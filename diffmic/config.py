@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+SALIENCY_CONTRASTS = ("classes", "first-class")  # see rois.class_evidence
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -133,7 +135,7 @@ class DiffMICConfig:
             problems.append(f"unknown beta_schedule {self.beta_schedule!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std need 3 values each, std > 0")
-        if self.saliency_contrast not in ("classes", "first-class"):
+        if self.saliency_contrast not in SALIENCY_CONTRASTS:
             problems.append(f"unknown saliency_contrast {self.saliency_contrast!r}")
         if self.cam_method not in ("gradcam", "gradcam++", "layercam"):
             problems.append(f"unknown cam_method {self.cam_method!r}")

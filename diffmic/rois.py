@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import SALIENCY_CONTRASTS
+
 DARK_LEVEL = 0.08  # luminance in [0, 1] below which a (locally averaged) pixel counts as background
 FIELD_WINDOW = 5  # pixels: the background test looks at the local mean, so noise and thin marks do not count
 
@@ -24,9 +26,6 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
     return ((flat - lo) / (hi - lo).clamp_min(1e-6)).view_as(maps)
-
-
-SALIENCY_CONTRASTS = ("classes", "first-class")
 
 
 def class_evidence(cam: torch.Tensor, contrast: str = "classes") -> torch.Tensor:

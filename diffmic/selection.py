@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import binary_dilation
 
+from .config import SALIENCY_CONTRASTS
 from .data.datasets import ArrayDataset
 from .explain import CAM_METHODS, grad_cam
 from .model import DiffMIC
-from .rois import SALIENCY_CONTRASTS
 from .transforms import normalise
 
 ROI_MAPS = ("predicted", "prior-weighted", "all-classes")

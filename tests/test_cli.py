@@ -160,6 +160,17 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     assert main(["predict", str(image), "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 50
 
+    # one stage of the saved model further: its config and split, the local stage first
+    more = ["train", "--data", str(root), "--out", str(tmp_path / "more"), "--init-from", str(out)]
+    assert main([*more, "--local-epochs", "1", "--diffusion-epochs", "1", "--batch-size", "4"]) == 0
+    log = json.loads((tmp_path / "more" / "train_log.json").read_text())
+    assert log["history"][0]["stage"] == "local" and log["history"][0]["start_from"] == str(out)
+    capsys.readouterr()
+    assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
+    assert "is not a model folder" in capsys.readouterr().err
+    assert main(["train", "--task", "fundus", "--out", str(tmp_path / "x"), "--init-from", str(out)]) == 2
+    assert "differ from the model's" in capsys.readouterr().err
+
 
 def test_module_entry_point_help():
     res = subprocess.run(
