@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import DiffMICConfig
+from .config import ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
@@ -61,11 +62,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--output-stride", type=int, default=d.output_stride, help="CAM stride (default %(default)s)"
     )
-    g.add_argument("--num-crops", type=int, default=d.num_crops, help="K ROI patches (default %(default)s)")
+    # the ROI options may also change a saved model's (--init-from): no weight depends on them
+    g.add_argument("--num-crops", type=int, help=f"K ROI patches (default {d.num_crops})")
+    g.add_argument("--crop-size", type=int, help=f"ROI side in global-view px (default {d.crop_size})")
     g.add_argument(
-        "--crop-size", type=int, default=d.crop_size, help="ROI side in global-view px (default %(default)s)"
+        "--roi-map", choices=("predicted", "prior-weighted", "all-classes"), help=f"(default {d.roi_map})"
     )
-    g.add_argument("--roi-map", default=d.roi_map, choices=("predicted", "prior-weighted", "all-classes"))
     g.add_argument(
         "--fusion", default="fitted", choices=("mean", "fitted"), help="fusion of the priors' logits"
     )
@@ -180,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument(
         "--init-from",
-        help="a saved model folder to train further (its config replaces the model options)",
+        help="a saved model folder to train further (its config replaces the model options, "
+        "except the ROI options given)",
     )
     p.add_argument(
         "--start-stage",
@@ -288,14 +291,17 @@ def _model_config(
         local_backbone=args.local_backbone,
         encoder_backbone=args.encoder_backbone or None,
         output_stride=args.output_stride,
-        num_crops=args.num_crops,
-        crop_size=args.crop_size,
-        roi_map=args.roi_map,
         fusion=args.fusion,
         feature_dim=args.feature_dim,
         timesteps=args.timesteps,
         mmd_weight=args.mmd_weight,
+        **_roi_options(args),
     )
+
+
+def _roi_options(args: argparse.Namespace) -> dict:
+    """The ROI options given on the command line (these may change even for a saved model)."""
+    return {name: getattr(args, name) for name in ROI_OPTIONS if getattr(args, name) is not None}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -307,7 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init_from:  # train a saved model further: its config, its split, images of its size
         if not (Path(args.init_from) / CONFIG_NAME).is_file():
             raise CLIError(f"{args.init_from} is not a model folder")
-        cfg = DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME)
+        cfg = replace(DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME), **_roi_options(args))
         splits = _model_splits(args, cfg)
     else:
         size = args.image_size * args.local_scale

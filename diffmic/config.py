@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 SALIENCY_CONTRASTS = ("classes", "first-class")  # see rois.class_evidence
+# how the ROIs are chosen: no weight's shape depends on these, so a saved model may be trained further
+# with other values (the local network and attention pooling take any number and size of crops)
+ROI_OPTIONS = ("num_crops", "crop_size", "roi_map")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .calibration import fit_fusion_weights, fit_temperature
 from .conditioning import ConditioningCache, build_cache
-from .config import DiffMICConfig
+from .config import ROI_OPTIONS, DiffMICConfig
 from .data.datasets import Splits, batch_of
 from .distributed import Distributed, epoch_batches
 from .ema import EMA
@@ -132,6 +132,10 @@ def _stage_modules(model: DiffMIC, stage: str, tc: TrainConfig) -> nn.ModuleList
     return nn.ModuleList(parts)
 
 
+def _without_roi_options(cfg: DiffMICConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in ROI_OPTIONS}
+
+
 class Trainer:
     """Owns the model, the optimiser, the EMA and the checkpoint of one training run."""
 
@@ -219,12 +223,13 @@ class Trainer:
     def start_from(self, folder: str | Path, stage: str) -> None:
         """Begin at ``stage`` with a saved model's weights (to train one stage of a finished model further).
 
-        The model config must be the saved one. The stage's validation score with those weights is the one
-        to beat, so the stage keeps them unless it improves on them; the later stages and fits follow."""
+        The model config must be the saved one, but for the ROI options (``config.ROI_OPTIONS``). The stage's
+        validation score with those weights is the one to beat, so the stage keeps them unless it improves
+        on them; the later stages and fits follow."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         saved = DiffMIC.from_pretrained(folder, load_ood=False)
-        if saved.config.to_dict() != self.cfg.to_dict():
+        if _without_roi_options(saved.config) != _without_roi_options(self.cfg):
             raise ValueError(f"{folder} holds a model of another config")
         weights = {k: v.float() if v.is_floating_point() else v for k, v in saved.state_dict().items()}
         self.model.load_state_dict(weights)
