@@ -175,9 +175,11 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         with gr.Column(min_width=340):
             _title("Regions of interest (1 = most attended)")
             rois = _map_image("regions of interest", "rois")
-            crops = gr.Gallery(
-                label="The regions as the local network saw them (rank · attention weight)",
-                columns=6,
+            _title("The regions as the local network saw them (rank · attention weight)")
+            crops = gr.Gallery(  # 3 a row fit the column (more overflowed it, and the label hid the top)
+                label="ROI patches",
+                show_label=False,
+                columns=3,
                 height="auto",
                 buttons=["fullscreen"],
                 elem_id="crops",

@@ -43,6 +43,8 @@ CSS = """
 /* gallery captions in full, on two lines if need be */
 #examples .caption-label, #crops .caption-label {white-space:normal !important; overflow:visible !important;
   text-overflow:clip !important; line-height:1.15;}
+/* the ROI patches in full, however many the model crops: no inner scroll area cutting off the last row */
+#crops .fixed-height {max-height:none !important; min-height:0 !important;}
 """
 
 

@@ -277,6 +277,11 @@ def test_browser_end_to_end(live, tmp_path):
                 assert page.locator(f"#{name} img").bounding_box()["width"] >= 384
             assert page.locator("#crops img").count() >= 1
             expect(page.locator("#crops")).to_contain_text("1 · ")
+            box = page.locator("#crops").bounding_box()
+            for crop in page.locator("#crops img").all():  # every patch shown whole, none cut off
+                b = crop.bounding_box()
+                assert box["x"] - 1 <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+                assert box["y"] - 1 <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 1
             expect(page.locator("#downloads")).to_contain_text(".csv")
             expect(page.locator("#downloads .label-clear-button").first).to_be_hidden()  # no "remove"
             expect(page.locator("#downloads")).not_to_contain_text(".png")
@@ -364,6 +369,10 @@ def test_browser_end_to_end(live, tmp_path):
             cells = "#details td, #details th, #answer h3, #answer p"
             assert phone.locator("#details td").count() >= 10 and set(words_broken(phone, cells)) == {0}
             settle(phone, "trajectory", "answer", "heat")
+            for name in ("rois", "crops"):  # images below the screen load once scrolled to
+                phone.locator(f"#{name}").scroll_into_view_if_needed()
+                expect(phone.locator(f"#{name} img").first).to_be_visible()
+            assert phone.locator("#crops img").evaluate_all("imgs => imgs.every(i => i.complete)")
             phone.screenshot(path=str(shots / "diagnose-mobile.png"), full_page=True)
         finally:
             browser.close()
