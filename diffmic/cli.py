@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument("--lr", type=float, default=t.lr, help="learning rate of the denoiser stage")
+    p.add_argument("--global-lr", type=float, default=t.global_lr, help="learning rate of the global stage")
+    p.add_argument("--local-lr", type=float, default=t.local_lr, help="learning rate of the local stage")
     p.add_argument(
         "--joint-dcg",
         action="store_true",
@@ -331,6 +333,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         stage2=args.stage2,
         batch_size=args.batch_size,
         lr=args.lr,
+        global_lr=args.global_lr,
+        local_lr=args.local_lr,
         joint_dcg=args.joint_dcg,
         timesteps_per_image=args.timesteps_per_image,
         max_minutes=args.max_minutes,

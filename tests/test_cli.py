@@ -165,6 +165,13 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     assert main([*more, "--local-epochs", "1", "--diffusion-epochs", "1", "--batch-size", "4"]) == 0
     log = json.loads((tmp_path / "more" / "train_log.json").read_text())
     assert log["history"][0]["stage"] == "local" and log["history"][0]["start_from"] == str(out)
+    # ... with more ROI crops: no weight depends on the crop count, so the saved local branch is the start
+    wider = [*more[:4], str(tmp_path / "wider"), *more[5:], "--num-crops", "3", "--roi-map", "predicted"]
+    assert main([*wider, "--local-epochs", "1", "--diffusion-epochs", "1", "--local-lr", "2e-4"]) == 0
+    log = json.loads((tmp_path / "wider" / "train_log.json").read_text())
+    assert log["history"][0]["start_from"] == str(out) and log["train_config"]["local_lr"] == 2e-4
+    cfg = json.loads((tmp_path / "wider" / "config.json").read_text())
+    assert (cfg["num_crops"], cfg["roi_map"], cfg["crop_size"]) == (3, "predicted", 16)
     capsys.readouterr()
     assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
     assert "is not a model folder" in capsys.readouterr().err
