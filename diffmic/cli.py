@@ -66,7 +66,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-crops", type=int, help=f"K ROI patches (default {d.num_crops})")
     g.add_argument("--crop-size", type=int, help=f"ROI side in global-view px (default {d.crop_size})")
     g.add_argument(
-        "--roi-map", choices=("predicted", "prior-weighted", "all-classes"), help=f"(default {d.roi_map})"
+        "--roi-map",
+        choices=("predicted", "prior-weighted", "all-classes"),
+        help=f"(default {d.roi_map}; the global stage re-chooses it on validation images with lesion masks)",
     )
     g.add_argument(
         "--fusion", default="fitted", choices=("mean", "fitted"), help="fusion of the priors' logits"
