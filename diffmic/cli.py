@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import ROI_OPTIONS, DiffMICConfig
+from .config import ROI_MAPS, ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
@@ -67,7 +67,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-size", type=int, help=f"ROI side in global-view px (default {d.crop_size})")
     g.add_argument(
         "--roi-map",
-        choices=("predicted", "prior-weighted", "all-classes"),
+        choices=ROI_MAPS,
         help=f"(default {d.roi_map}; the global stage re-chooses it on validation images with lesion masks)",
     )
     g.add_argument(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 SALIENCY_CONTRASTS = ("classes", "first-class")  # see rois.class_evidence
+ROI_MAPS = ("predicted", "prior-weighted", "all-classes")  # see rois.roi_map
 # how the ROIs are chosen: no weight's shape depends on these, so a saved model may be trained further
 # with other values (the local network and attention pooling take any number and size of crops)
 ROI_OPTIONS = ("num_crops", "crop_size", "roi_map")
@@ -120,7 +121,7 @@ class DiffMICConfig:
             problems.append(
                 f"num_crops {self.num_crops} exceeds the {self.cam_size}x{self.cam_size} CAM cells"
             )
-        if self.roi_map not in ("predicted", "prior-weighted", "all-classes"):
+        if self.roi_map not in ROI_MAPS:
             problems.append(f"unknown roi_map {self.roi_map!r}")
         if not 0 <= self.roi_nms_iou <= 1 or not 0 <= self.roi_min_field <= 1:
             problems.append("roi_nms_iou and roi_min_field must be in [0, 1]")

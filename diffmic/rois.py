@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import SALIENCY_CONTRASTS
+from .config import ROI_MAPS, SALIENCY_CONTRASTS
 
 DARK_LEVEL = 0.08  # luminance in [0, 1] below which a (locally averaged) pixel counts as background
 FIELD_WINDOW = 5  # pixels: the background test looks at the local mean, so noise and thin marks do not count
@@ -50,7 +50,7 @@ def roi_map(cam: torch.Tensor, logits: torch.Tensor, mode: str = "predicted") ->
     elif mode == "all-classes":
         maps = minmax(cam.flatten(0, 1)).view_as(cam).sum(1)
     else:
-        raise ValueError(f"unknown roi map {mode!r}; use predicted, prior-weighted or all-classes")
+        raise ValueError(f"unknown roi map {mode!r}; use one of {', '.join(ROI_MAPS)}")
     return minmax(maps)
 
 

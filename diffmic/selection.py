@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import binary_dilation
 
-from .config import SALIENCY_CONTRASTS
+from .config import ROI_MAPS, SALIENCY_CONTRASTS
 from .data.datasets import ArrayDataset
 from .explain import CAM_METHODS, grad_cam
 from .model import DiffMIC
 from .transforms import normalise
 
-ROI_MAPS = ("predicted", "prior-weighted", "all-classes")
 CAM_STAGES = (-1, -2)
 
 
