@@ -52,7 +52,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--global-backbone", default=d.global_backbone, help="timm CNN of the CAM (default %(default)s)"
     )
     g.add_argument(
-        "--local-backbone", default=d.local_backbone, help="timm model of the ROIs (default %(default)s)"
+        "--local-backbone",
+        help=f"timm model of the ROIs (default {d.local_backbone}; with --init-from: a new local branch, "
+        "trained from the local stage on)",
     )
     g.add_argument(
         "--encoder-backbone",
@@ -187,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init-from",
         help="a saved model folder to train further (its config replaces the model options, "
-        "except the ROI options given)",
+        "except the ROI options and --local-backbone given)",
     )
     p.add_argument(
         "--start-stage",
@@ -292,7 +294,7 @@ def _model_config(
         image_size=args.image_size,
         local_scale=args.local_scale,
         global_backbone=args.global_backbone,
-        local_backbone=args.local_backbone,
+        local_backbone=args.local_backbone or MODEL_DEFAULTS.local_backbone,
         encoder_backbone=args.encoder_backbone or None,
         output_stride=args.output_stride,
         fusion=args.fusion,
@@ -318,6 +320,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not (Path(args.init_from) / CONFIG_NAME).is_file():
             raise CLIError(f"{args.init_from} is not a model folder")
         cfg = replace(DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME), **_roi_options(args))
+        if args.local_backbone:
+            cfg = replace(cfg, local_backbone=args.local_backbone)
         splits = _model_splits(args, cfg)
     else:
         size = args.image_size * args.local_scale

@@ -17,6 +17,9 @@ ROI_MAPS = ("predicted", "prior-weighted", "all-classes")  # see rois.roi_map
 # how the ROIs are chosen: no weight's shape depends on these, so a saved model may be trained further
 # with other values (the local network and attention pooling take any number and size of crops)
 ROI_OPTIONS = ("num_crops", "crop_size", "roi_map")
+# the local branch's architecture: a saved model trained further from its local stage may change it (its
+# global branch is kept; the local branch and the denoiser, whose input width follows it, start afresh)
+LOCAL_ARCHITECTURE = ("local_backbone", "attention_dim")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

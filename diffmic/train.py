@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .calibration import fit_fusion_weights, fit_temperature
 from .conditioning import ConditioningCache, build_cache
-from .config import ROI_OPTIONS, DiffMICConfig
+from .config import LOCAL_ARCHITECTURE, ROI_OPTIONS, DiffMICConfig
 from .data.datasets import Splits, batch_of
 from .distributed import Distributed, epoch_batches
 from .ema import EMA
@@ -132,8 +132,15 @@ def _stage_modules(model: DiffMIC, stage: str, tc: TrainConfig) -> nn.ModuleList
     return nn.ModuleList(parts)
 
 
-def _without_roi_options(cfg: DiffMICConfig) -> dict:
-    return {k: v for k, v in cfg.to_dict().items() if k not in ROI_OPTIONS}
+# weights that start afresh when a saved model is trained further with another local architecture: the
+# local branch's, and the denoiser's (its input width is the local embedding's)
+NEW_WITH_LOCAL_BRANCH = ("dcg.local_net.", "dcg.attention_pool.", "dcg.local_head.", "denoiser.")
+
+
+def _changed_fields(a: DiffMICConfig, b: DiffMICConfig) -> set[str]:
+    """The config fields on which two configs differ, but for the ROI options (no weight depends on them)."""
+    da, db = a.to_dict(), b.to_dict()
+    return {k for k in da.keys() | db.keys() if da.get(k) != db.get(k)} - set(ROI_OPTIONS)
 
 
 class Trainer:
@@ -223,20 +230,42 @@ class Trainer:
     def start_from(self, folder: str | Path, stage: str) -> None:
         """Begin at ``stage`` with a saved model's weights (to train one stage of a finished model further).
 
-        The model config must be the saved one, but for the ROI options (``config.ROI_OPTIONS``). The stage's
-        validation score with those weights is the one to beat, so the stage keeps them unless it improves
-        on them; the later stages and fits follow."""
+        The model config must be the saved one, but for the ROI options (``config.ROI_OPTIONS``) and, when
+        the run begins at the local stage or before, the local branch's architecture
+        (``config.LOCAL_ARCHITECTURE``): with a new local branch the saved global branch is kept and the local
+        branch and the denoiser start afresh. Otherwise the stage's validation score with the saved weights is
+        the one to beat, so the stage keeps them unless it improves on them. Later stages and fits follow."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
         saved = DiffMIC.from_pretrained(folder, load_ood=False)
-        if _without_roi_options(saved.config) != _without_roi_options(self.cfg):
-            raise ValueError(f"{folder} holds a model of another config")
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in saved.state_dict().items()}
-        self.model.load_state_dict(weights)
+        changed = _changed_fields(saved.config, self.cfg)
+        if changed - set(LOCAL_ARCHITECTURE):
+            raise ValueError(
+                f"{folder} holds a model of another config ({', '.join(sorted(changed))} differ)"
+            )
+        new_local = bool(changed)
+        if new_local and STAGES.index(stage) > STAGES.index("local"):
+            raise ValueError(
+                f"a new local branch ({', '.join(sorted(changed))}) is trained from the local stage: "
+                "begin at 'local' or 'global'"
+            )
+        weights = {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in saved.state_dict().items()
+            if not (new_local and k.startswith(NEW_WITH_LOCAL_BRANCH))
+        }
+        missing, _ = self.model.load_state_dict(weights, strict=not new_local)
+        assert all(k.startswith(NEW_WITH_LOCAL_BRANCH) for k in missing), missing
         self.state = TrainState(stage=stage)
         self._new_stage(stage)
+        entry = {"stage": stage, "epoch": 0, "start_from": str(folder)}
+        if new_local:
+            entry["new"] = sorted(changed)
+        if new_local and stage == "local":  # no score to beat: the stage's modules are new
+            self.state.history.append(entry)
+            return
         scores = self.validate(stage)
-        self.state.history.append({"stage": stage, "epoch": 0, "start_from": str(folder), **scores})
+        self.state.history.append({**entry, **scores})
         self._keep_if_best(scores)
 
     def _fit(self, **values) -> None:

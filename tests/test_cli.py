@@ -172,7 +172,15 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     assert log["history"][0]["start_from"] == str(out) and log["train_config"]["local_lr"] == 2e-4
     cfg = json.loads((tmp_path / "wider" / "config.json").read_text())
     assert (cfg["num_crops"], cfg["roi_map"], cfg["crop_size"]) == (3, "predicted", 16)
+    # ... with another local network: the global branch is kept, the local branch and denoiser are new
+    other = [*more[:4], str(tmp_path / "other"), *more[5:], "--local-backbone", "test_resnet"]
+    assert main([*other, "--local-epochs", "1", "--diffusion-epochs", "1", "--batch-size", "4"]) == 0
+    log = json.loads((tmp_path / "other" / "train_log.json").read_text())
+    assert log["history"][0]["new"] == ["local_backbone"] and "score" not in log["history"][0]
+    assert json.loads((tmp_path / "other" / "config.json").read_text())["local_backbone"] == "test_resnet"
     capsys.readouterr()
+    assert main([*other[:4], str(tmp_path / "late"), *other[5:], "--start-stage", "diffusion"]) == 2
+    assert "trained from the local stage" in capsys.readouterr().err
     assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
     assert "is not a model folder" in capsys.readouterr().err
     assert main(["train", "--task", "fundus", "--out", str(tmp_path / "x"), "--init-from", str(out)]) == 2

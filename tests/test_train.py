@@ -2,6 +2,7 @@
 and a stopped run resumes."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -230,6 +231,28 @@ def test_a_saved_model_trains_one_stage_further(tmp_path):
         if v.is_floating_point()
     )
     assert kept == (max(later) <= start)
+
+
+def test_a_saved_model_gets_a_new_local_branch(tmp_path):
+    from diffmic.config import DiffMICConfig
+    from diffmic.train import train
+
+    tc = config(out_dir=str(tmp_path / "first"), global_epochs=1, local_epochs=1, diffusion_epochs=1)
+    assert Trainer(tiny_config(3), tc, splits()).run()
+    saved = DiffMIC.from_pretrained(tmp_path / "first")
+    cfg = replace(DiffMICConfig.load(tmp_path / "first" / "config.json"), attention_dim=8)
+    more = config(**{**tc.__dict__, "out_dir": str(tmp_path / "more")})
+    with pytest.raises(ValueError, match="from the local stage"):
+        Trainer(cfg, more, splits()).start_from(tmp_path / "first", "diffusion")
+    with pytest.raises(ValueError, match="another config"):  # only the local architecture may change
+        Trainer(replace(cfg, feature_dim=16), more, splits()).start_from(tmp_path / "first", "local")
+    train(cfg, more, splits(), start_from=(tmp_path / "first", "local"))
+    first = json.loads((tmp_path / "more" / "train_log.json").read_text())["history"][0]
+    assert first["new"] == ["attention_dim"] and "score" not in first  # nothing to beat
+    further = DiffMIC.from_pretrained(tmp_path / "more")
+    assert further.dcg.attention_pool.V.out_features == 8
+    for name, value in saved.dcg.global_net.state_dict().items():  # the global branch is the saved one
+        torch.testing.assert_close(further.dcg.global_net.state_dict()[name], value)
 
 
 def test_epoch_batches_are_a_seeded_permutation():
