@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global-lr", type=float, default=t.global_lr, help="learning rate of the global stage")
     p.add_argument("--local-lr", type=float, default=t.local_lr, help="learning rate of the local stage")
     p.add_argument(
+        "--local-init",
+        choices=("scratch", "global"),
+        default=t.local_init,
+        help="a new local network starts from random weights or from the trained global network's "
+        "(needs --local-backbone = --global-backbone; default %(default)s)",
+    )
+    p.add_argument(
         "--joint-dcg",
         action="store_true",
         help="end-to-end: keep training the DCG during the diffusion stage",
@@ -341,6 +348,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         global_lr=args.global_lr,
         local_lr=args.local_lr,
+        local_init=args.local_init,
         joint_dcg=args.joint_dcg,
         timesteps_per_image=args.timesteps_per_image,
         max_minutes=args.max_minutes,

@@ -123,6 +123,16 @@ class DualGuidance(nn.Module):
         self.attention_pool = GatedAttentionPool(self.local_dim, config.attention_dim)
         self.local_head = nn.Linear(self.local_dim, c)
 
+    def local_from_global(self) -> None:
+        """Start the local network from the global network's weights (both the same backbone): the trained
+        global network stands in for the ImageNet weights both branches start from in the paper."""
+        if self.config.local_backbone != self.config.global_backbone:
+            raise ValueError(
+                f"the local network ({self.config.local_backbone}) can start from the global one only when "
+                f"both are the same backbone ({self.config.global_backbone})"
+            )
+        self.local_net.load_state_dict(self.global_net.state_dict())
+
     def global_view(self, x: torch.Tensor) -> torch.Tensor:
         """The global network's input: the model input average-pooled by local_scale."""
         s = self.config.local_scale

@@ -79,6 +79,7 @@ class TrainConfig:
     batch_size: int = 32
     global_lr: float = 1e-3
     local_lr: float = 1e-3
+    local_init: str = "scratch"  # or "global": the local network starts from the trained global one's weights
     lr: float = 1e-3  # the denoiser's
     weight_decay: float = 1e-4
     ema_decay: float = 0.99
@@ -101,6 +102,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage2 not in ("cached", "end-to-end"):
             raise ValueError(f"stage2 must be 'cached' or 'end-to-end', got {self.stage2!r}")
+        if self.local_init not in ("scratch", "global"):
+            raise ValueError(f"local_init must be 'scratch' or 'global', got {self.local_init!r}")
         if isinstance(self.val_options, dict):
             self.val_options = SamplingOptions(**self.val_options)
 
@@ -148,6 +151,9 @@ class Trainer:
 
     def __init__(self, model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits):
         self.cfg, self.tc, self.splits = model_config, train_config, splits
+        local, glob = model_config.local_backbone, model_config.global_backbone
+        if train_config.local_init == "global" and local != glob:
+            raise ValueError(f"local_init 'global' needs one backbone for both branches, got {local}, {glob}")
         self.dist = Distributed()
         self.device = self.dist.device(resolve_device(train_config.device))
         self.out = Path(train_config.out_dir)
@@ -257,6 +263,8 @@ class Trainer:
         missing, _ = self.model.load_state_dict(weights, strict=not new_local)
         assert all(k.startswith(NEW_WITH_LOCAL_BRANCH) for k in missing), missing
         self.state = TrainState(stage=stage)
+        if new_local and stage == "local":
+            self._init_local()
         self._new_stage(stage)
         entry = {"stage": stage, "epoch": 0, "start_from": str(folder)}
         if new_local:
@@ -516,7 +524,14 @@ class Trainer:
         nxt = STAGES[STAGES.index(stage) + 1]
         self.state = dataclasses.replace(self.state, stage=nxt, epoch=0, batch=0, best=-1.0, stale=0)
         self.best = None
+        if nxt == "local":
+            self._init_local()
         self._new_stage(nxt)
+
+    def _init_local(self) -> None:
+        """A new local network's start (before its stage's optimiser and EMA are made)."""
+        if self.tc.local_init == "global":
+            self.model.dcg.local_from_global()
 
     def finish(self) -> None:
         """Fit the shipped estimator's temperature and the distribution check; save the model and the log."""

@@ -181,6 +181,8 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     capsys.readouterr()
     assert main([*other[:4], str(tmp_path / "late"), *other[5:], "--start-stage", "diffusion"]) == 2
     assert "trained from the local stage" in capsys.readouterr().err
+    assert main([*other[:4], str(tmp_path / "late"), *other[5:], "--local-init", "global"]) == 2
+    assert "one backbone for both branches" in capsys.readouterr().err
     assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
     assert "is not a model folder" in capsys.readouterr().err
     assert main(["train", "--task", "fundus", "--out", str(tmp_path / "x"), "--init-from", str(out)]) == 2

@@ -255,6 +255,20 @@ def test_a_saved_model_gets_a_new_local_branch(tmp_path):
         torch.testing.assert_close(further.dcg.global_net.state_dict()[name], value)
 
 
+def test_the_local_network_may_start_from_the_trained_global_one(tmp_path):
+    tc = config(out_dir=str(tmp_path), local_init="global")
+    trainer = Trainer(tiny_config(3), tc, splits())
+    dcg = trainer.model.dcg
+    assert not torch.equal(dcg.local_net.conv_stem.weight, dcg.global_net.conv_stem.weight)
+    trainer._finish_stage("global")  # the global stage's end: the local stage begins
+    assert trainer.state.stage == "local"
+    for name, value in dcg.global_net.state_dict().items():
+        torch.testing.assert_close(dcg.local_net.state_dict()[name], value)
+    torch.testing.assert_close(trainer.ema.shadow["0.conv_stem.weight"], dcg.global_net.conv_stem.weight)
+    with pytest.raises(ValueError, match="one backbone for both branches"):
+        Trainer(tiny_config(3, local_backbone="test_resnet"), tc, splits())
+
+
 def test_epoch_batches_are_a_seeded_permutation():
     class One:
         world, rank = 1, 0
