@@ -19,7 +19,7 @@ from .config import ROI_MAPS, ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .tasks import TASKS
-from .train import TrainConfig
+from .train import LOCAL_INITS, TrainConfig
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-lr", type=float, default=t.local_lr, help="learning rate of the local stage")
     p.add_argument(
         "--local-init",
-        choices=("scratch", "global"),
+        choices=LOCAL_INITS,
         default=t.local_init,
         help="a new local network starts from random weights or from the trained global network's "
         "(needs --local-backbone = --global-backbone; default %(default)s)",

@@ -107,6 +107,16 @@ class GatedAttentionPool(nn.Module):
         return (a.unsqueeze(-1) * h).sum(1), a
 
 
+def check_local_from_global(config: DiffMICConfig) -> None:
+    """Raise unless the local network can start from the global one's weights (one backbone for both)."""
+    local, glob = config.local_backbone, config.global_backbone
+    if local != glob:
+        raise ValueError(
+            f"the local network can start from the global one's weights only with one backbone for both "
+            f"branches, got {local} (local) and {glob} (global)"
+        )
+
+
 class DualGuidance(nn.Module):
     """The DCG network: global CAM prior + local ROI prior."""
 
@@ -126,11 +136,7 @@ class DualGuidance(nn.Module):
     def local_from_global(self) -> None:
         """Start the local network from the global network's weights (both the same backbone): the trained
         global network stands in for the ImageNet weights both branches start from in the paper."""
-        if self.config.local_backbone != self.config.global_backbone:
-            raise ValueError(
-                f"the local network ({self.config.local_backbone}) can start from the global one only when "
-                f"both are the same backbone ({self.config.global_backbone})"
-            )
+        check_local_from_global(self.config)
         self.local_net.load_state_dict(self.global_net.state_dict())
 
     def global_view(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from .calibration import fit_fusion_weights, fit_temperature
 from .conditioning import ConditioningCache, build_cache
 from .config import LOCAL_ARCHITECTURE, ROI_OPTIONS, DiffMICConfig
 from .data.datasets import Splits, batch_of
+from .dcg import check_local_from_global
 from .distributed import Distributed, epoch_batches
 from .ema import EMA
 from .losses import diffusion_loss, global_loss, local_loss
@@ -52,6 +53,8 @@ from .transforms import augment, normalise
 
 STAGES = ("global", "local", "diffusion")
 CHECKPOINT_NAME = "checkpoint.pt"
+# a new local network's start: random weights, or the trained global network's
+LOCAL_INITS = ("scratch", "global")
 # set by training on validation data, not by the user
 FITTED_FIELDS = (
     "fusion_weights",
@@ -79,7 +82,7 @@ class TrainConfig:
     batch_size: int = 32
     global_lr: float = 1e-3
     local_lr: float = 1e-3
-    local_init: str = "scratch"  # or "global": the local network starts from the trained global one's weights
+    local_init: str = "scratch"  # one of LOCAL_INITS: "global" starts it from the trained global network
     lr: float = 1e-3  # the denoiser's
     weight_decay: float = 1e-4
     ema_decay: float = 0.99
@@ -102,8 +105,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage2 not in ("cached", "end-to-end"):
             raise ValueError(f"stage2 must be 'cached' or 'end-to-end', got {self.stage2!r}")
-        if self.local_init not in ("scratch", "global"):
-            raise ValueError(f"local_init must be 'scratch' or 'global', got {self.local_init!r}")
+        if self.local_init not in LOCAL_INITS:
+            raise ValueError(f"local_init must be one of {', '.join(LOCAL_INITS)}, got {self.local_init!r}")
         if isinstance(self.val_options, dict):
             self.val_options = SamplingOptions(**self.val_options)
 
@@ -143,7 +146,7 @@ NEW_WITH_LOCAL_BRANCH = ("dcg.local_net.", "dcg.attention_pool.", "dcg.local_hea
 def _changed_fields(a: DiffMICConfig, b: DiffMICConfig) -> set[str]:
     """The config fields on which two configs differ, but for the ROI options (no weight depends on them)."""
     da, db = a.to_dict(), b.to_dict()
-    return {k for k in da.keys() | db.keys() if da.get(k) != db.get(k)} - set(ROI_OPTIONS)
+    return {k for k in da if da[k] != db[k]} - set(ROI_OPTIONS)
 
 
 class Trainer:
@@ -151,9 +154,8 @@ class Trainer:
 
     def __init__(self, model_config: DiffMICConfig, train_config: TrainConfig, splits: Splits):
         self.cfg, self.tc, self.splits = model_config, train_config, splits
-        local, glob = model_config.local_backbone, model_config.global_backbone
-        if train_config.local_init == "global" and local != glob:
-            raise ValueError(f"local_init 'global' needs one backbone for both branches, got {local}, {glob}")
+        if train_config.local_init == "global":  # refused now, not after the global stage's hours
+            check_local_from_global(model_config)
         self.dist = Distributed()
         self.device = self.dist.device(resolve_device(train_config.device))
         self.out = Path(train_config.out_dir)
@@ -250,6 +252,7 @@ class Trainer:
                 f"{folder} holds a model of another config ({', '.join(sorted(changed))} differ)"
             )
         new_local = bool(changed)
+        fresh_stage = new_local and stage == "local"  # the stage's modules are new: no saved score to beat
         if new_local and STAGES.index(stage) > STAGES.index("local"):
             raise ValueError(
                 f"a new local branch ({', '.join(sorted(changed))}) is trained from the local stage: "
@@ -263,13 +266,13 @@ class Trainer:
         missing, _ = self.model.load_state_dict(weights, strict=not new_local)
         assert all(k.startswith(NEW_WITH_LOCAL_BRANCH) for k in missing), missing
         self.state = TrainState(stage=stage)
-        if new_local and stage == "local":
+        if fresh_stage:
             self._init_local()
         self._new_stage(stage)
         entry = {"stage": stage, "epoch": 0, "start_from": str(folder)}
         if new_local:
             entry["new"] = sorted(changed)
-        if new_local and stage == "local":  # no score to beat: the stage's modules are new
+        if fresh_stage:
             self.state.history.append(entry)
             return
         scores = self.validate(stage)
