@@ -89,35 +89,55 @@ def batch_of(dataset: Dataset, idx: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     """Pixels (B, S, S, 3) uint8 and labels (B,) for the given indices."""
     if isinstance(dataset, ArrayDataset):
         return torch.from_numpy(dataset.images[idx]), torch.from_numpy(dataset.labels[idx])
+    if hasattr(dataset, "take"):  # a memory-mapped store (``shards.ShardDataset``)
+        return dataset.take(idx)
     items = [dataset[int(i)] for i in idx]
     return torch.stack([p for p, _ in items]), torch.tensor([y for _, y in items])
 
 
 # Index ranges of the generated data: training (train + validation) and held-out test never overlap.
 SYNTHETIC_TEST_START = 10_000_000
+# at most this many validation images: at data scale the rest of the range trains
+VAL_MAX = 2000
 
 
 def synthetic_splits(
-    task: str, n_train: int, n_test: int, size: int, seed: int = 0, val_fraction: float = 0.15
+    task: str,
+    n_train: int,
+    n_test: int,
+    size: int,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    *,
+    val_max: int = VAL_MAX,
+    workers: int | None = None,
 ) -> Splits:
-    """Generated train/val (carved from the training range) and a test set from indices never trained on."""
+    """Generated train/val (carved from the training range) and a test set from indices never trained on.
+
+    The training range lives in a store of memory-mapped shards (``shards.write_store``, generated on first
+    use on every core); the validation part, at most ``val_max`` images, is read into memory with its
+    lesion masks. The split is a stratified one fixed by ``seed``."""
     from .readers import stratified_split
+    from .shards import ShardDataset, store_dir, write_store
     from .synthetic import TASKS
 
-    images, labels, masks = synthetic_arrays(task, n_train, seed, size)
-    tr, va = stratified_split(labels, (1 - val_fraction, val_fraction), seed)
+    if n_train:
+        folder = write_store(task, n_train, seed, size, store_dir(task, seed, size), workers=workers)
+        store = ShardDataset(folder, n_train)
+        fraction = min(val_fraction, val_max / n_train)
+        tr, va = stratified_split(store.labels, (1 - fraction, fraction), seed)
+        val_pixels, val_labels = store.take(va)
+        train: Dataset = store.subset(tr)
+        val = ArrayDataset(val_pixels.numpy(), val_labels.numpy(), store.masks(va))
+    else:  # a test set only
+        empty = np.empty((0, size, size, 3), np.uint8)
+        train = val = ArrayDataset(empty, np.empty(0, np.int64), np.empty((0, size, size), bool))
     test = None
     if n_test:
         ti, tl, tm = synthetic_arrays(task, n_test, seed, size, start=SYNTHETIC_TEST_START)
         test = ArrayDataset(ti, tl, tm)
     spec = TASKS[task]
-    return Splits(
-        ArrayDataset(images[tr], labels[tr], masks[tr]),
-        ArrayDataset(images[va], labels[va], masks[va]),
-        test,
-        list(spec.class_names),
-        spec.ordinal,
-    )
+    return Splits(train, val, test, list(spec.class_names), spec.ordinal)
 
 
 def folder_splits(
