@@ -14,7 +14,9 @@ drawn from the fused prior (its expected accuracy: the mean probability of the t
 chain's expected accuracy taken over all 8 chains (``chain_mean``). DiffMIC's answer is itself random (the
 chains' noise): ``over_seeds`` reruns the chains with ``--seeds`` seeds and gives each seed's accuracy, their
 mean, and the interval of DiffMIC − fused prior on each image's correctness averaged over the seeds — the
-headline rows are the first seed's, what the app answers by default.
+headline rows are the first seed's, what the app answers by default. ``ceiling`` is the best accuracy possible
+on these images (the Bayes rule on what the generators' plans let an image show, ``benchmarks/ceiling.py``);
+the table gives each row's gap to it.
 
     python benchmarks/accuracy.py [--tasks fundus derm placenta] [--n 500] [--seeds 5] [--json] [--out FILE]
 """
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffmic.baseline import CNNClassifier, predict_probs  # noqa: E402
 from diffmic.data.datasets import synthetic_splits  # noqa: E402
+from diffmic.data.synthetic.ceiling import best_possible  # noqa: E402
 from diffmic.evaluate import predict_dataset, report_from_predictions  # noqa: E402
 from diffmic.metrics import classification_summary, paired_bootstrap_ci  # noqa: E402
 from diffmic.options import APP_DEFAULT, SamplingOptions  # noqa: E402
@@ -56,6 +59,7 @@ def evaluate_task(task: str, weights: Path, n: int, options: SamplingOptions, se
     seconds = time.perf_counter() - start
     report = report_from_predictions(res, cfg.class_names, cfg.ordinal, options)
     out: dict = {m: {k: report[m][k] for k in KEYS} for m in METHODS if m in report}
+    out["ceiling"] = round(best_possible(task, len(test), seed=0), 4)
     labels = res["labels"]
     correct = {
         "diffmic": res["diffmic"].mean(1).argmax(-1) == labels,
@@ -115,14 +119,17 @@ def table(task: str, res: dict) -> str:
         f"**{task}** — {meta['n']} held-out images, DiffMIC with {meta['sampler']} "
         f"({meta['steps'] or 'T'} steps, {meta['samples']} chains), kappa {meta['kappa']}",
         "",
-        "| method | accuracy | macro-F1 | kappa | ECE |",
-        "|---|---|---|---|---|",
+        f"Best possible on these images (the Bayes ceiling): {res['ceiling']:.3f}.",
+        "",
+        "| method | accuracy | gap to best | macro-F1 | kappa | ECE |",
+        "|---|---|---|---|---|---|",
     ]
     for m in METHODS:
         if m in res:
             r = res[m]
             lines.append(
-                f"| {m} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['kappa']:.3f} | {r['ece']:.3f} |"
+                f"| {m} | {r['accuracy']:.3f} | {r['accuracy'] - res['ceiling']:+.3f} | {r['macro_f1']:.3f} "
+                f"| {r['kappa']:.3f} | {r['ece']:.3f} |"
             )
     lines += [f"\n{sentence}" for sentence in comparisons(res)]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""benchmarks/accuracy.py: DiffMIC's spread over chain seeds beside the headline run."""
+"""benchmarks/accuracy.py: DiffMIC's spread over chain seeds beside the headline run, and the gap to the best
+possible accuracy on the test images."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from diffmic.data.synthetic.ceiling import best_possible
 from diffmic.options import SamplingOptions
 from tests.helpers import tiny_model
 
@@ -43,3 +45,9 @@ def test_spread_over_chain_seeds(bench, tmp_path, monkeypatch):
     assert low <= spread["minus_fused"] <= high
     assert any(line.startswith("Over 3 chain seeds") for line in bench.comparisons(res))
     assert "over_seeds" not in bench.evaluate_task("derm", tmp_path, 12, options)  # one seed: no spread
+    assert res["ceiling"] == pytest.approx(best_possible("derm", 12), abs=1e-4)  # the same 12 test images
+    text = bench.table("derm", res)
+    assert f"Best possible on these images (the Bayes ceiling): {res['ceiling']:.3f}." in text
+    for m in ("diffmic", "fused"):
+        acc = res[m]["accuracy"]
+        assert f"| {m} | {acc:.3f} | {acc - res['ceiling']:+.3f} |" in text

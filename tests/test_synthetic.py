@@ -27,7 +27,7 @@ def test_task_specs():
     assert TASKS["placenta"].class_names == ("Grade 0", "Grade I", "Grade II", "Grade III")
     assert len(TASKS["derm"].class_names) == 4 and "MEL" in TASKS["derm"].class_names
     for spec in TASKS.values():
-        assert spec.description and callable(spec.generate)
+        assert spec.description and callable(spec.generate) and callable(spec.draw_plan)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)

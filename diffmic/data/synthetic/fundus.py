@@ -26,7 +26,7 @@ Grading rule, per image (Poisson(m) has mean m; "w.p." = with probability):
 * 4 Proliferative DR: lesions as grade 3, plus NV tufts = 1 (w.p. 0.7) or 2.
 
 The count distributions of adjacent grades overlap on purpose (together with the look-alikes), so
-even a perfect lesion counter is right on only about 92 % of the images (Monte-Carlo estimate).
+even the best possible lesion counter is right on only 92.3 % of the images (exact, ``ceiling.py``).
 """
 
 from __future__ import annotations
@@ -163,10 +163,18 @@ def draw_tuft(rng: np.random.Generator, layer: Layer, eye: Eye) -> None:
         layer.line(xs, ys, 0.004, min_px=0.8)
 
 
+def draw_plan(rng: np.random.Generator, label: int) -> dict:
+    """The first draws of ``generate``, all that the label decides, without rendering:
+    the pixel-noise seed, then the lesion plan."""
+    plan = {"noise_seed": int(rng.integers(2**63))}
+    plan.update(sample_plan(rng, label))
+    return plan
+
+
 def generate(rng: np.random.Generator, label: int, size: int) -> Sample:
     """Render one fundus photo of DR grade ``label`` at size x size, with its lesion mask."""
-    noise_rng = np.random.default_rng(rng.integers(2**63))  # pixel noise: the only size-dependent draws
-    plan = sample_plan(rng, label)
+    plan = draw_plan(rng, label)
+    noise_rng = np.random.default_rng(plan["noise_seed"])  # pixel noise: the only size-dependent draws
     eye = sample_eye(rng)
     yy, xx = grid(size)
 

@@ -29,8 +29,8 @@ Grading rule, per image (Poisson(m) has mean m; "w.p." = with probability):
 * Grade III: foci = 3 + Poisson(3); dashes = 1 + Poisson(2.5); septa = Poisson(1.2);
   rings = Poisson(0.8); echogenic blobs = Poisson(1); indentations = Poisson(1).
 
-Adjacent grades overlap (with the look-alike dots and the speckle), so even a perfect lesion reader
-is right on only about 91 % of the images (Monte-Carlo estimate).
+Adjacent grades overlap (with the look-alike dots and the speckle), so even the best possible lesion
+reader is right on only 91.1 % of the images (exact, ``ceiling.py``).
 """
 
 from __future__ import annotations
@@ -195,11 +195,21 @@ def fetal_part(rng: np.random.Generator, scan: Scan, size: int) -> np.ndarray:
     return layer.alpha(blur=0.004)
 
 
+def draw_plan(rng: np.random.Generator, label: int) -> dict:
+    """The first draws of ``generate``, all that the label decides, without rendering:
+    the speckle seed, the lesion plan and the scan geometry (its chorionic plate
+    undulates in every grade but 0)."""
+    plan = {"noise_seed": int(rng.integers(2**63))}
+    plan.update(sample_plan(rng, label))
+    plan["scan"] = sample_scan(rng, label)
+    return plan
+
+
 def generate(rng: np.random.Generator, label: int, size: int) -> Sample:
     """Render one placenta ultrasound of Grannum grade ``label`` at size x size, with its lesion mask."""
-    noise_rng = np.random.default_rng(rng.integers(2**63))  # speckle: the only size-dependent draws
-    plan = sample_plan(rng, label)
-    scan = sample_scan(rng, label)
+    plan = draw_plan(rng, label)
+    noise_rng = np.random.default_rng(plan["noise_seed"])  # speckle: the only size-dependent draws
+    scan = plan["scan"]
     yy, xx = grid(size)
     echo = tissue_map(rng, scan, size)
     if rng.random() < 0.3:

@@ -19,13 +19,15 @@ class Sample:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A synthetic classification task: its classes and its generator ``generate(rng, label, size)``."""
+    """A synthetic classification task: its classes, its generator ``generate(rng, label, size)`` and
+    ``draw_plan(rng, label)``, the generator's first draws (all that the label decides) without rendering."""
 
     name: str
     class_names: tuple[str, ...]
     ordinal: bool
     description: str
     generate: Callable[[np.random.Generator, int, int], Sample]
+    draw_plan: Callable[[np.random.Generator, int], dict]
 
     @property
     def num_classes(self) -> int:
