@@ -37,5 +37,9 @@ class EMA:
         return {"shadow": self.shadow, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore from ``state_dict()``."""
-        self.shadow, self.updates = state["shadow"], int(state["updates"])
+        """Restore from ``state_dict()``, on the devices of the current shadow (a checkpoint is read on the
+        CPU; the module may live on a GPU)."""
+        if set(state["shadow"]) != set(self.shadow):
+            raise ValueError("the EMA state holds the weights of another module")
+        self.shadow = {k: v.to(self.shadow[k].device) for k, v in state["shadow"].items()}
+        self.updates = int(state["updates"])

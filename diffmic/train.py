@@ -118,6 +118,8 @@ class TrainState:
     stage: str = STAGES[0]
     epoch: int = 0  # epochs done in this stage
     batch: int = 0  # batches done in this epoch
+    loss_sum: float = 0.0  # their summed losses (a resumed epoch's mean loss covers them all)
+    steps: int = 0  # steps done in this stage (max_steps_per_stage counts across resumes)
     best: float = -1.0  # best validation score of this stage
     stale: int = 0  # validations since the best
     history: list[dict] = field(default_factory=list)
@@ -459,23 +461,22 @@ class Trainer:
     def _run_stage(self, stage: str) -> bool:
         if stage == "diffusion" and self.tc.stage2 == "cached" and self.cache is None:
             self.cache = self._training_cache()
-        steps_done, epochs = 0, self._epochs(stage)
+        epochs, limit = self._epochs(stage), self.tc.max_steps_per_stage
         while self.state.epoch < epochs and self.state.stale < self.tc.patience:
             batches = self._batches(stage)
             desc = f"{stage} {self.state.epoch + 1}/{epochs}"
-            losses = []
             for idx in tqdm(batches[self.state.batch :], desc=desc, leave=False, disable=not self.dist.main):
-                losses.append(self._step(stage, idx))
+                self.state.loss_sum += self._step(stage, idx)
                 self.state.batch += 1
-                steps_done += 1
+                self.state.steps += 1
                 if time.monotonic() - self.last_checkpoint > 60 * self.tc.checkpoint_minutes:
                     self.save_checkpoint()
                 if self._out_of_time():
                     return False
-                if self.tc.max_steps_per_stage and steps_done >= self.tc.max_steps_per_stage:
+                if limit and self.state.steps >= limit:
                     break
-            self._end_epoch(stage, float(np.mean(losses)) if losses else math.nan)
-            if self.tc.max_steps_per_stage and steps_done >= self.tc.max_steps_per_stage:
+            self._end_epoch(stage, self.state.loss_sum / self.state.batch if self.state.batch else math.nan)
+            if limit and self.state.steps >= limit:
                 break
         self._finish_stage(stage)
         return True
@@ -491,7 +492,7 @@ class Trainer:
             )
         self.state.best, self.state.stale = self.dist.share((self.state.best, self.state.stale))
         self.state.epoch += 1
-        self.state.batch = 0
+        self.state.batch, self.state.loss_sum = 0, 0.0
         self.save_checkpoint()
 
     def _training_cache(self) -> ConditioningCache:
@@ -525,7 +526,9 @@ class Trainer:
                 self.finish()
             return
         nxt = STAGES[STAGES.index(stage) + 1]
-        self.state = dataclasses.replace(self.state, stage=nxt, epoch=0, batch=0, best=-1.0, stale=0)
+        self.state = dataclasses.replace(
+            self.state, stage=nxt, epoch=0, batch=0, loss_sum=0.0, steps=0, best=-1.0, stale=0
+        )
         self.best = None
         if nxt == "local":
             self._init_local()
