@@ -20,7 +20,7 @@ from .metrics import classification_summary
 from .options import SamplingOptions
 from .pipeline import DiffMICPipeline
 from .transforms import normalise
-from .uncertainty import batch_sample_uncertainty
+from .uncertainty import answer_probabilities, batch_sample_uncertainty
 
 METHODS = ("global", "local", "fused", "diffmic")
 
@@ -59,7 +59,7 @@ def predict_dataset(
 def uncertainty_report(sample_probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """Aggregate the per-image sample uncertainty (B, N, C) over a dataset."""
     unc = batch_sample_uncertainty(sample_probs)
-    correct = sample_probs.mean(1).argmax(-1) == labels
+    correct = answer_probabilities(sample_probs).argmax(-1) == labels
     dist = np.array([u.distinguishable for u in unc])
 
     def acc(mask: np.ndarray) -> float | None:
@@ -99,8 +99,9 @@ def report_from_predictions(
         "samples": samples,
         "n": int(len(res["labels"])),
     }
+    answer = answer_probabilities(res["diffmic"])  # (B, C): what the pipeline answers for each image
     for method in METHODS:
-        probs = res[method].mean(1) if method == "diffmic" else res[method]
+        probs = answer if method == "diffmic" else res[method]
         report[method] = classification_summary(res["labels"], probs, class_names, ordinal)
     if samples > 1:
         report["uncertainty"] = uncertainty_report(res["diffmic"], res["labels"])
@@ -108,8 +109,8 @@ def report_from_predictions(
         report["diffmic_single"] = classification_summary(
             res["labels"], res["diffmic"][:, 0], class_names, ordinal
         )
-    report["probabilities"] = res["diffmic"].mean(1).round(6).tolist()  # per image, mean over samples
-    report["predictions"] = res["diffmic"].mean(1).argmax(-1).tolist()
+    report["probabilities"] = answer.round(6).tolist()  # per image
+    report["predictions"] = answer.argmax(-1).tolist()
     report["labels"] = res["labels"].tolist()
     return report
 

@@ -37,7 +37,7 @@ from .ood import NO_OOD_CHECK
 from .options import SamplingOptions
 from .trajectory import Trajectory
 from .transforms import normalise, resize_square
-from .uncertainty import sample_uncertainty
+from .uncertainty import answer_probabilities, sample_uncertainty
 
 ImageLike = str | Path | bytes | Image.Image | np.ndarray
 
@@ -231,7 +231,7 @@ class DiffMICPipeline:
         names = self.config.class_names
         g = prepared.guidance
         sample_probs = state.probs[0].cpu().numpy()
-        mean = sample_probs.mean(0)
+        mean = answer_probabilities(sample_probs)
         idx = int(mean.argmax())
         prior = {
             "global": as_dict(names, g.global_prior[0]),

@@ -14,7 +14,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import stats
+
+from .chain import label_to_probs
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def answer_probabilities(sample_probs: ArrayLike) -> ArrayLike:
+    """DiffMIC's answer, the one definition of its estimator: the mean over the N chains of each chain's
+    class probabilities softmax(y_0 / T) (``chain.label_to_probs``, T the fitted temperature).
+
+    (..., N, C) → (..., C), for a numpy array or a tensor. The pipeline, ``evaluate`` and the uncertainty
+    summary take the answer from here.
+    """
+    return sample_probs.mean(-2)
+
+
+def answer_from_labels(y0: ArrayLike, temperature: float) -> torch.Tensor:
+    """The estimator from the chains' final label vectors y_0 (..., N, C): (..., C) probabilities."""
+    return answer_probabilities(label_to_probs(torch.as_tensor(y0), temperature))
 
 
 @dataclass
@@ -103,7 +123,7 @@ def sample_uncertainty(samples: np.ndarray, alpha: float = 0.05) -> SampleUncert
     if x.min() < 0.0 or x.max() > 1.0:
         raise ValueError("samples must be probabilities in [0, 1]")
 
-    mean = x.mean(axis=0)
+    mean = answer_probabilities(x)
     std = x.std(axis=0)
     counts = np.bincount(x.argmax(axis=1), minlength=c)
     vote = counts / n
