@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import ROI_MAPS, ROI_OPTIONS, DiffMICConfig
+from .config import ENCODER_VIEWS, ROI_MAPS, ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
+from .precision import PRECISIONS
 from .tasks import TASKS
-from .train import LOCAL_INITS, TrainConfig
+from .train import LOCAL_INITS, STAGES, TrainConfig
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -60,6 +61,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--encoder-backbone",
         default=d.encoder_backbone,
         help="a separate timm encoder for the denoiser (default: reuse the DCG's features)",
+    )
+    g.add_argument(
+        "--encoder-view",
+        choices=ENCODER_VIEWS,
+        default=d.encoder_view,
+        help="what the denoiser's encoder reads: the full input or the global view (default %(default)s)",
     )
     g.add_argument(
         "--output-stride", type=int, default=d.output_stride, help="CAM stride (default %(default)s)"
@@ -181,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage2", choices=("cached", "end-to-end"), default=t.stage2, help="(default %(default)s)"
     )
     p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument(
+        "--encoder-epochs",
+        type=int,
+        default=t.encoder_epochs,
+        help="cap of the encoder stage (with an encoder)",
+    )
+    p.add_argument(
+        "--encoder-lr", type=float, default=t.encoder_lr, help="learning rate of the encoder stage"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=t.precision,
+        help="autocast of the image stages: auto = bfloat16 where the CPU/GPU has it (default %(default)s)",
+    )
     p.add_argument("--lr", type=float, default=t.lr, help="learning rate of the denoiser stage")
     p.add_argument("--global-lr", type=float, default=t.global_lr, help="learning rate of the global stage")
     p.add_argument("--local-lr", type=float, default=t.local_lr, help="learning rate of the local stage")
@@ -213,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--start-stage",
-        choices=("global", "local", "diffusion"),
+        choices=STAGES,
         default="local",
         help="--init-from: the stage to begin at; the later stages and fits follow (default %(default)s)",
     )
@@ -316,6 +338,7 @@ def _model_config(
         global_backbone=args.global_backbone,
         local_backbone=args.local_backbone or MODEL_DEFAULTS.local_backbone,
         encoder_backbone=args.encoder_backbone or None,
+        encoder_view=args.encoder_view,
         output_stride=args.output_stride,
         fusion=args.fusion,
         feature_dim=args.feature_dim,
@@ -368,6 +391,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME), **_roi_options(args))
         if args.local_backbone:
             cfg = replace(cfg, local_backbone=args.local_backbone)
+        if args.encoder_backbone:  # a new encoder of the denoiser's own, trained from the encoder stage on
+            cfg = replace(cfg, encoder_backbone=args.encoder_backbone, encoder_view=args.encoder_view)
         splits = _model_splits(args, cfg)
     else:
         size = args.image_size * args.local_scale
@@ -388,6 +413,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         global_lr=args.global_lr,
         local_lr=args.local_lr,
         local_init=args.local_init,
+        encoder_epochs=args.encoder_epochs,
+        encoder_lr=args.encoder_lr,
+        precision=args.precision,
         joint_dcg=args.joint_dcg,
         timesteps_per_image=args.timesteps_per_image,
         max_minutes=args.max_minutes,

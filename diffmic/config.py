@@ -14,12 +14,15 @@ from typing import Any, Literal
 
 SALIENCY_CONTRASTS = ("classes", "first-class")  # see rois.class_evidence
 ROI_MAPS = ("predicted", "prior-weighted", "all-classes")  # see rois.roi_map
+ENCODER_VIEWS = ("global", "full")  # see DiffMIC.encoder_input
 # how the ROIs are chosen: no weight's shape depends on these, so a saved model may be trained further
 # with other values (the local network and attention pooling take any number and size of crops)
 ROI_OPTIONS = ("num_crops", "crop_size", "roi_map")
 # the local branch's architecture: a saved model trained further from its local stage may change it (its
 # global branch is kept; the local branch and the denoiser, whose input width follows it, start afresh)
 LOCAL_ARCHITECTURE = ("local_backbone", "attention_dim")
+# the denoiser's own encoder: a saved model trained further from its encoder stage may add or change it
+ENCODER_ARCHITECTURE = ("encoder_backbone", "encoder_view")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,6 +60,8 @@ class DiffMICConfig:
     fusion: Literal["mean", "fitted"] = "mean"  # "fitted": fusion_weights fitted on validation data
     # conditional denoiser
     encoder_backbone: str | None = None  # None: the denoiser reads the DCG's features (no extra encoder)
+    # what the denoiser's own encoder reads: the global view (image_size px) or the full input (input_size px)
+    encoder_view: Literal["global", "full"] = "global"
     feature_dim: int = 256  # width of the timestep-conditioned layers
     time_embedding_dim: int = 64  # sinusoidal timestep embedding fed to the gain MLP
     # diffusion
@@ -148,6 +153,8 @@ class DiffMICConfig:
             problems.append(f"unknown cam_method {self.cam_method!r}")
         if self.temperature <= 0:
             problems.append("temperature must be > 0")
+        if self.encoder_view not in ENCODER_VIEWS:
+            problems.append(f"unknown encoder_view {self.encoder_view!r}")
         if self.ood_features not in ("global", "local", "both"):
             problems.append(f"unknown ood_features {self.ood_features!r}")
         if not 0 < self.ood_acceptance < 1:

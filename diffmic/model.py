@@ -55,9 +55,12 @@ class DiffMIC(nn.Module):
         super().__init__()
         self.config = config
         self.dcg = DualGuidance(config)
+        # the denoiser's own image encoder (optional), trained with cross-entropy through ``encoder_head``
+        # and then frozen, so that what it gives the denoiser is evidence of its own and can be cached
         self.encoder, encoder_dim = (
             create_backbone(config.encoder_backbone) if config.encoder_backbone else (None, 0)
         )
+        self.encoder_head = nn.Linear(encoder_dim, config.num_classes) if self.encoder is not None else None
         image_dim = encoder_dim or self.dcg.global_dim
         self.condition_dim = image_dim + self.dcg.local_dim  # width D of the conditioning vectors
         self.denoiser = ConditionalDenoiser(config, self.condition_dim)
@@ -79,11 +82,20 @@ class DiffMIC(nn.Module):
         """Where the parameters live."""
         return next(self.parameters()).device
 
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the own encoder reads of a preprocessed batch: the full input or the global view."""
+        return x if self.config.encoder_view == "full" else self.dcg.global_view(x)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The own encoder's pooled features (B, De) and its classifier's logits (B, C) (needs an encoder)."""
+        if self.encoder is None or self.encoder_head is None:
+            raise ValueError("this model has no encoder of its own (encoder_backbone is None)")
+        features = self.encoder(self.encoder_input(x))
+        return features, self.encoder_head(features)
+
     def condition_features(self, x: torch.Tensor, guidance: Guidance) -> torch.Tensor:
         """(B, D) conditioning: the image features (DCG global or own encoder) and the local evidence."""
-        image = (
-            self.encoder(self.dcg.global_view(x)) if self.encoder is not None else guidance.global_features
-        )
+        image = self.encode(x)[0] if self.encoder is not None else guidance.global_features
         return torch.cat([image, guidance.local_features], dim=-1)
 
     def condition(self, x: torch.Tensor) -> Conditioning:

@@ -4,6 +4,9 @@
 2. ``local``: the ROI branch on the crops it will see at inference (the global network frozen, so the
    ROIs are those of inference), cross-entropy on the local and the fused logits. Then, on validation
    data, the fusion weights (``fusion="fitted"``) are fitted.
+   ``encoder`` (only for a model with ``encoder_backbone``): the denoiser's own image encoder, with a
+   linear classifier, cross-entropy on the image it reads (``encoder_view``: the full input or the global
+   view); then frozen, so that it gives the denoiser evidence of its own and the next stage stays cached.
 3. ``diffusion``: the denoiser learns to predict the noise of diffused labels (with the MMD regulariser).
    ``cached`` (the default): the frozen conditioning of several augmented views per image is computed
    once (``diffmic.conditioning``) and the head trains on it for hundreds of epochs; ``end-to-end``
@@ -17,6 +20,9 @@ fitted on the same validation chains. At the end the distribution check (``diffm
 training conditioning (every cached view) and its threshold on the validation conditioning. A checkpoint
 (weights, optimiser, EMA, ``TrainState``) is written every few minutes and at every epoch's end: a stopped
 run continues where it stopped.
+
+The image stages run under bfloat16 autocast with channels-last tensors where the hardware has fast
+bfloat16 (``precision="auto"``, ``diffmic.precision``); validation is always float32.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from tqdm import tqdm
 
 from .calibration import fit_fusion_weights, fit_temperature
 from .conditioning import ConditioningCache, build_cache
-from .config import LOCAL_ARCHITECTURE, ROI_OPTIONS, DiffMICConfig
+from .config import ENCODER_ARCHITECTURE, LOCAL_ARCHITECTURE, ROI_OPTIONS, DiffMICConfig
 from .data.datasets import Splits, batch_of
 from .dcg import check_local_from_global
 from .distributed import Distributed, epoch_batches
@@ -48,10 +54,11 @@ from .model import DiffMIC, resolve_device
 from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
+from .precision import PRECISIONS, autocast, channels_last, training_dtype
 from .selection import choose_explanations, choose_roi_map
 from .transforms import augment, normalise
 
-STAGES = ("global", "local", "diffusion")
+STAGES = ("global", "local", "encoder", "diffusion")  # "encoder" only for a model with an encoder
 CHECKPOINT_NAME = "checkpoint.pt"
 # a new local network's start: random weights, or the trained global network's
 LOCAL_INITS = ("scratch", "global")
@@ -96,6 +103,9 @@ class TrainConfig:
     joint_dcg: bool = False  # end-to-end only: keep training the DCG with the diffusion loss
     choose_on_validation: bool = True  # ROI map and Grad-CAM variant by the lesion masks of validation images
     augment: bool = True
+    precision: str = "auto"  # one of PRECISIONS: autocast dtype of the image stages ("auto": bf16 if fast)
+    encoder_epochs: int = 20  # cap of the encoder stage (models with an encoder of their own)
+    encoder_lr: float = 1e-3
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (after a checkpoint) when this much time has passed
     max_steps_per_stage: int | None = None  # for smoke tests
@@ -105,6 +115,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage2 not in ("cached", "end-to-end"):
             raise ValueError(f"stage2 must be 'cached' or 'end-to-end', got {self.stage2!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.local_init not in LOCAL_INITS:
             raise ValueError(f"local_init must be one of {', '.join(LOCAL_INITS)}, got {self.local_init!r}")
         if isinstance(self.val_options, dict):
@@ -134,15 +146,20 @@ def _stage_modules(model: DiffMIC, stage: str, tc: TrainConfig) -> nn.ModuleList
         return nn.ModuleList([dcg.global_net, dcg.cam_head])
     if stage == "local":
         return nn.ModuleList([dcg.local_net, dcg.attention_pool, dcg.local_head])
+    if stage == "encoder":
+        return nn.ModuleList([model.encoder, model.encoder_head])
     parts: list[nn.Module] = [model.denoiser]
     if tc.stage2 == "end-to-end":
-        parts += [m for m in (model.encoder,) if m is not None] + ([dcg] if tc.joint_dcg else [])
+        parts += [m for m in (model.encoder, model.encoder_head) if m is not None]
+        parts += [dcg] if tc.joint_dcg else []
     return nn.ModuleList(parts)
 
 
 # weights that start afresh when a saved model is trained further with another local architecture: the
 # local branch's, and the denoiser's (its input width is the local embedding's)
 NEW_WITH_LOCAL_BRANCH = ("dcg.local_net.", "dcg.attention_pool.", "dcg.local_head.", "denoiser.")
+# ... and with another encoder of the denoiser's own (or a first one): the encoder's and the denoiser's
+NEW_WITH_ENCODER = ("encoder.", "encoder_head.", "denoiser.")
 
 
 def _changed_fields(a: DiffMICConfig, b: DiffMICConfig) -> set[str]:
@@ -163,6 +180,9 @@ class Trainer:
         self.out = Path(train_config.out_dir)
         torch.manual_seed(train_config.seed)
         self.model = DiffMIC(model_config).to(self.device)
+        self.dtype = training_dtype(train_config.precision, self.device)
+        if self.dtype != torch.float32:
+            self.model.to(memory_format=torch.channels_last)
         self.generator = torch.Generator().manual_seed(train_config.seed + 1000 * self.dist.rank)
         self.state = TrainState()
         self.best: dict[str, torch.Tensor] | None = (
@@ -175,7 +195,12 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up per stage
     def _new_stage(self, stage: str) -> None:
-        lr = {"global": self.tc.global_lr, "local": self.tc.local_lr, "diffusion": self.tc.lr}[stage]
+        lr = {
+            "global": self.tc.global_lr,
+            "local": self.tc.local_lr,
+            "encoder": self.tc.encoder_lr,
+            "diffusion": self.tc.lr,
+        }[stage]
         self.modules = _stage_modules(self.model, stage, self.tc)
         self.model.requires_grad_(False)  # no gradients are computed for the frozen parts
         self.modules.requires_grad_(True)
@@ -240,39 +265,52 @@ class Trainer:
     def start_from(self, folder: str | Path, stage: str) -> None:
         """Begin at ``stage`` with a saved model's weights (to train one stage of a finished model further).
 
-        The model config must be the saved one, but for the ROI options (``config.ROI_OPTIONS``) and, when
-        the run begins at the local stage or before, the local branch's architecture
-        (``config.LOCAL_ARCHITECTURE``): with a new local branch the saved global branch is kept and the local
-        branch and the denoiser start afresh. Otherwise the stage's validation score with the saved weights is
-        the one to beat, so the stage keeps them unless it improves on them. Later stages and fits follow."""
+        The model config must be the saved one, but for the ROI options (``config.ROI_OPTIONS``) and two
+        architectures a run may renew from their stage on: the local branch's (``config.LOCAL_ARCHITECTURE``,
+        from the local stage or before: the saved global branch is kept) and the denoiser's own encoder
+        (``config.ENCODER_ARCHITECTURE``, added or changed from the encoder stage or before). The renewed
+        modules and the denoiser (whose input width follows them) start afresh. Otherwise the stage's
+        validation score with the saved weights is the one to beat, so the stage keeps them unless it
+        improves on them. Later stages and fits follow."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        if stage == "encoder" and self.model.encoder is None:
+            stage = "diffusion"
         saved = DiffMIC.from_pretrained(folder, load_ood=False)
         changed = _changed_fields(saved.config, self.cfg)
-        if changed - set(LOCAL_ARCHITECTURE):
+        if changed - set(LOCAL_ARCHITECTURE) - set(ENCODER_ARCHITECTURE):
             raise ValueError(
                 f"{folder} holds a model of another config ({', '.join(sorted(changed))} differ)"
             )
-        new_local = bool(changed)
-        fresh_stage = new_local and stage == "local"  # the stage's modules are new: no saved score to beat
-        if new_local and STAGES.index(stage) > STAGES.index("local"):
-            raise ValueError(
-                f"a new local branch ({', '.join(sorted(changed))}) is trained from the local stage: "
-                "begin at 'local' or 'global'"
-            )
+        renewed: tuple[str, ...] = ()
+        for fields, first_stage, prefixes in (
+            (LOCAL_ARCHITECTURE, "local", NEW_WITH_LOCAL_BRANCH),
+            (ENCODER_ARCHITECTURE, "encoder", NEW_WITH_ENCODER),
+        ):
+            if not changed & set(fields):
+                continue
+            if STAGES.index(stage) > STAGES.index(first_stage):
+                raise ValueError(
+                    f"a new {first_stage} architecture ({', '.join(sorted(changed & set(fields)))}) is "
+                    f"trained from the {first_stage} stage: begin at '{first_stage}' or earlier"
+                )
+            renewed += prefixes
+        fresh_stage = any(
+            p.startswith({"local": "dcg.local_net.", "encoder": "encoder."}.get(stage, "-")) for p in renewed
+        )  # the stage's modules are new: no saved score to beat
         weights = {
             k: v.float() if v.is_floating_point() else v
             for k, v in saved.state_dict().items()
-            if not (new_local and k.startswith(NEW_WITH_LOCAL_BRANCH))
+            if not k.startswith(renewed or ("-",))
         }
-        missing, _ = self.model.load_state_dict(weights, strict=not new_local)
-        assert all(k.startswith(NEW_WITH_LOCAL_BRANCH) for k in missing), missing
+        missing, _ = self.model.load_state_dict(weights, strict=not renewed)
+        assert all(k.startswith(renewed) for k in missing), missing
         self.state = TrainState(stage=stage)
-        if fresh_stage:
+        if fresh_stage and stage == "local":
             self._init_local()
         self._new_stage(stage)
         entry = {"stage": stage, "epoch": 0, "start_from": str(folder)}
-        if new_local:
+        if renewed:
             entry["new"] = sorted(changed)
         if fresh_stage:
             self.state.history.append(entry)
@@ -297,6 +335,7 @@ class Trainer:
         x = normalise(pixels.numpy(), self.cfg)
         if train and self.tc.augment:
             x = augment(x, self.generator)
+        x = channels_last(x) if self.dtype != torch.float32 else x
         return x.to(self.device), labels.to(self.device)
 
     def _image_loss(self, stage: str, idx: np.ndarray) -> torch.Tensor:
@@ -306,6 +345,8 @@ class Trainer:
             return global_loss(dcg.global_branch(x)[1], y)
         if stage == "local":
             return local_loss(dcg(x), y)
+        if stage == "encoder":
+            return F.cross_entropy(self.model.encode(x)[1].float(), y)
         with torch.set_grad_enabled(self.tc.joint_dcg):
             guidance = dcg(x)
         condition = self.model.condition_features(x, guidance)
@@ -340,7 +381,12 @@ class Trainer:
         self.model.eval()  # frozen parts keep their batch-norm statistics
         self.modules.train()
         cached = stage == "diffusion" and self.tc.stage2 == "cached"
-        loss = self._cached_loss(idx) if cached else self._image_loss(stage, idx)
+        if cached:
+            loss = self._cached_loss(idx)
+        else:  # the denoiser's own loss stays float32 (end to end, only the networks are autocast)
+            dtype = self.dtype if stage != "diffusion" else torch.float32
+            with autocast(self.device, dtype):
+                loss = self._image_loss(stage, idx)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.dist.average_gradients(self.params)
@@ -363,14 +409,17 @@ class Trainer:
     @torch.no_grad()
     def _dcg_outputs(self, dataset) -> dict[str, np.ndarray]:
         self.model.eval()
-        out: dict[str, list] = {"global": [], "local": [], "labels": []}
+        out: dict[str, list] = {"global": [], "local": [], "encoder": [], "labels": []}
         for start in range(0, len(dataset), 64):
             pixels, labels = batch_of(dataset, np.arange(start, min(start + 64, len(dataset))))
-            g = self.model.dcg(normalise(pixels.numpy(), self.cfg).to(self.device))
+            x = normalise(pixels.numpy(), self.cfg).to(self.device)
+            g = self.model.dcg(x)
             out["global"].append(g.global_logits.cpu().numpy())
             out["local"].append(g.local_logits.cpu().numpy())
+            if self.model.encoder is not None:
+                out["encoder"].append(self.model.encode(x)[1].cpu().numpy())
             out["labels"].append(labels.numpy())
-        return {k: np.concatenate(v) for k, v in out.items()}
+        return {k: np.concatenate(v) for k, v in out.items() if v}
 
     def validate(self, stage: str) -> dict[str, float]:
         """Validation macro-F1 of the stage's output with the EMA weights (its ``score`` selects)."""
@@ -383,7 +432,11 @@ class Trainer:
         res = self._dcg_outputs(self.splits.val)
         w = self.cfg.fusion_weights
         fused = w[0] * res["global"] + w[1] * res["local"]
-        scores = {m: macro_f1(res["labels"], res[m].argmax(-1), c) for m in ("global", "local")}
+        scores = {
+            m: macro_f1(res["labels"], res[m].argmax(-1), c)
+            for m in ("global", "local", "encoder")
+            if m in res
+        }
         scores["fused"] = macro_f1(res["labels"], fused.argmax(-1), c)
         scores["score"] = scores[stage]  # each branch is selected on its own; the fusion is fitted afterwards
         return scores
@@ -437,6 +490,8 @@ class Trainer:
     def run(self) -> bool:
         """Train until done or out of time; True when all stages finished (the model is then saved)."""
         for stage in STAGES[STAGES.index(self.state.stage) :]:
+            if stage == "encoder" and self.model.encoder is None:
+                continue
             if not self._run_stage(stage):
                 self.save_checkpoint()
                 return False
@@ -444,9 +499,11 @@ class Trainer:
         return True
 
     def _epochs(self, stage: str) -> int:
-        return {"global": self.tc.global_epochs, "local": self.tc.local_epochs}.get(
-            stage, self.tc.diffusion_epochs
-        )
+        return {
+            "global": self.tc.global_epochs,
+            "local": self.tc.local_epochs,
+            "encoder": self.tc.encoder_epochs,
+        }.get(stage, self.tc.diffusion_epochs)
 
     def _batches(self, stage: str) -> list[np.ndarray]:
         cached = stage == "diffusion" and self.tc.stage2 == "cached"
@@ -526,6 +583,8 @@ class Trainer:
                 self.finish()
             return
         nxt = STAGES[STAGES.index(stage) + 1]
+        if nxt == "encoder" and self.model.encoder is None:
+            nxt = "diffusion"
         self.state = dataclasses.replace(
             self.state, stage=nxt, epoch=0, batch=0, loss_sum=0.0, steps=0, best=-1.0, stale=0
         )
