@@ -1,15 +1,18 @@
-"""Stage-2 training speed: a diffusion epoch end to end vs on cached conditioning, in one run.
+"""Training speed of every stage: float32 against bfloat16 autocast + channels-last, in one run.
 
-Fundus, the bundled architecture (128 px global view, 256 px input), random weights (speed does not
-depend on them), ``--n`` generated images (85 % of them train). Through the trainer's own step:
-- ``end_to_end_epoch_s``: one diffusion epoch that runs the DCG on every augmented batch (measured on
-  ``--batches`` batches, scaled to the epoch);
-- ``cached_epoch_s``: one diffusion epoch on the cached conditioning (measured whole);
-- ``cache_build_s``: building the cache (all views of every training image; measured on
-  ``--cache-images`` images, scaled);
-- ``speedup`` = end_to_end_epoch_s / cached_epoch_s, and ``cached_300_epochs_min`` with the build.
+The bundled fundus architecture (``weights/fundus/config.json``: resnet10t global network at 128 px,
+resnet10t local network on 12 ROI patches of 64 px, 256 px input), random weights (speed does not depend
+on them), generated training images read from the memory-mapped shards (``--n``). Through the trainer's own
+``_step``, after a warm-up step, median of ``--batches`` batches of ``--batch-size``:
 
-    python benchmarks/train_speed.py [--json] [--n 3000] [--tiny]
+- ``global_images_per_s``, ``local_images_per_s`` (and ``encoder_images_per_s`` with ``--encoder NAME``: the
+  denoiser's own encoder on the full 256 px input), each under ``precision`` float32 and auto, and their
+  ratio ``speedup_*``;
+- ``cache_images_per_s``: building the conditioning cache (one view; float32, as inference);
+- ``cached_epoch_s``: one epoch of the cached diffusion stage (a small MLP on cached rows);
+- ``unit_s``: one resnet18 forward at 224 px, batch 1, in the same run (``benchmarks/units.py``).
+
+    python benchmarks/train_speed.py [--json] [--n 3000] [--batches 6] [--encoder resnet10t] [--tiny]
 """
 
 from __future__ import annotations
@@ -18,79 +21,99 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from units import resnet18_unit  # noqa: E402
 
 from diffmic.conditioning import build_cache  # noqa: E402
 from diffmic.config import DiffMICConfig  # noqa: E402
-from diffmic.data.datasets import ArrayDataset, Splits, synthetic_splits  # noqa: E402
+from diffmic.data.datasets import Splits, synthetic_splits  # noqa: E402
+from diffmic.precision import training_dtype  # noqa: E402
 from diffmic.train import TrainConfig, Trainer  # noqa: E402
 
 
-def seconds_of(fn) -> float:
-    """Wall time of ``fn()``."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def images_per_s(trainer: Trainer, stage: str, batches: int, batch_size: int) -> float:
+    """Training images per second of ``stage`` through ``Trainer._step`` (median batch, after a warm-up)."""
+    trainer._new_stage(stage)
+    plan = [
+        np.arange(i * batch_size, (i + 1) * batch_size) % len(trainer.splits.train)
+        for i in range(batches + 1)
+    ]
+    trainer._step(stage, plan[0])
+    times = []
+    for idx in plan[1:]:
+        start = time.perf_counter()
+        trainer._step(stage, idx)
+        times.append(time.perf_counter() - start)
+    return batch_size / float(np.median(times))
 
 
-def subset(data: ArrayDataset, n: int) -> ArrayDataset:
-    """The first n images."""
-    return ArrayDataset(data.images[:n], data.labels[:n])
-
-
-def measure(splits: Splits, cfg: DiffMICConfig, tc: TrainConfig, batches: int, cache_images: int) -> dict:
+def measure(splits: Splits, cfg: DiffMICConfig, args: argparse.Namespace) -> dict:
     """The figures of the module docstring."""
-    e2e = Trainer(cfg, TrainConfig(**{**tc.__dict__, "stage2": "end-to-end"}), splits)
-    e2e._new_stage("diffusion")
-    plan = e2e._batches("diffusion")
-    e2e._step("diffusion", plan[0])  # warm-up
-    per_batch = seconds_of(lambda: [e2e._step("diffusion", idx) for idx in plan[1 : 1 + batches]]) / batches
-    end_to_end = per_batch * len(plan)
+    out: dict = {"unit_s": round(resnet18_unit(), 4), "batch_size": args.batch_size}
+    stages = ["global", "local"] + (["encoder"] if cfg.encoder_backbone else [])
+    for precision in ("float32", "auto"):
+        tc = TrainConfig(out_dir="/tmp/diffmic-train-speed", batch_size=args.batch_size, precision=precision)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, tc, splits)
+        key = "float32" if precision == "float32" else "fast"
+        out[f"{key}_dtype"] = str(training_dtype(precision, trainer.device)).removeprefix("torch.")
+        for stage in stages:
+            out[f"{stage}_images_per_s_{key}"] = round(
+                images_per_s(trainer, stage, args.batches, args.batch_size), 1
+            )
+    for stage in stages:
+        out[f"{stage}_images_per_s"] = out[f"{stage}_images_per_s_fast"]
+        out[f"speedup_{stage}"] = round(
+            out[f"{stage}_images_per_s_fast"] / out[f"{stage}_images_per_s_float32"], 2
+        )
 
-    cached = Trainer(cfg, tc, splits)
-    cached._new_stage("diffusion")
-    n_cache = min(cache_images, len(splits.train))
-    build = seconds_of(lambda: build_cache(cached.model, subset(splits.train, n_cache), tc.cache_views))
-    build *= len(splits.train) / n_cache
-    cached.cache = build_cache(cached.model, subset(splits.train, 8), tc.cache_views)
-    reps = -(-len(splits.train) // 8)
-    cached.cache.features = cached.cache.features.repeat(reps, 0)[
-        : len(splits.train)
-    ]  # shape of the real cache
-    cached.cache.priors = cached.cache.priors.repeat(reps, 0)[: len(splits.train)]
-    cached.cache.labels = splits.train.labels
-    plan = cached._batches("diffusion")
-    cached._step("diffusion", plan[0])
-    epoch = seconds_of(lambda: [cached._step("diffusion", idx) for idx in plan])
-    return {
-        "end_to_end_epoch_s": round(end_to_end, 2),
-        "cached_epoch_s": round(epoch, 3),
-        "cache_build_s": round(build, 1),
-        "speedup": round(end_to_end / epoch, 1),
-        "cached_300_epochs_min": round((build + 300 * epoch) / 60, 2),
-        "train_images": len(splits.train),
-        "cache_views": tc.cache_views,
-    }
+    n_cache = min(args.cache_images, len(splits.train))
+    start = time.perf_counter()
+    cache = build_cache(trainer.model, splits.train.subset(np.arange(n_cache)), 1)
+    out["cache_images_per_s"] = round(n_cache / (time.perf_counter() - start), 1)
+    reps = -(-len(splits.train) // n_cache)  # a cache of the real one's shape
+    cache.features = np.tile(cache.features, (reps, 1, 1))[: len(splits.train)]
+    cache.priors = np.tile(cache.priors, (reps, 1, 1, 1))[: len(splits.train)]
+    cache.labels = splits.train.labels
+    trainer.cache = cache
+    trainer._new_stage("diffusion")
+    plan = trainer._batches("diffusion")
+    trainer._step("diffusion", plan[0])
+    start = time.perf_counter()
+    for idx in plan:
+        trainer._step("diffusion", idx)
+    out["cached_epoch_s"] = round(time.perf_counter() - start, 3)
+    out["train_images"] = len(splits.train)
+    for key in [k for k in out if k.endswith("_images_per_s")]:
+        out[key.replace("_images_per_s", "_images_per_unit")] = round(out[key] * out["unit_s"], 3)
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--n", type=int, default=3000, help="generated images (train + validation)")
-    p.add_argument("--batches", type=int, default=4, help="end-to-end batches timed")
-    p.add_argument("--cache-images", type=int, default=128, help="images the cache build is timed on")
+    p.add_argument("--batches", type=int, default=6, help="batches timed per stage")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--cache-images", type=int, default=256, help="images the cache build is timed on")
+    p.add_argument("--encoder", help="also time the denoiser's own encoder (a timm name) on the full input")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tiny", action="store_true", help="a tiny network and data set (for tests)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    cfg = DiffMICConfig.load(ROOT / "weights" / "fundus" / "config.json")
     if args.tiny:
-        cfg = DiffMICConfig(
-            class_names=["a", "b", "c", "d", "e"],
+        cfg = replace(
+            cfg,
             image_size=64,
             global_backbone="test_efficientnet",
             local_backbone="test_efficientnet",
@@ -99,28 +122,24 @@ def main() -> None:
             feature_dim=32,
             timesteps=100,
         )
-        n = min(args.n, 80)
-    else:
-        cfg, n = (
-            DiffMICConfig(class_names=["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]),
-            args.n,
-        )
-    splits = synthetic_splits("fundus", n, 0, cfg.input_size, seed=0)
-    out = measure(
-        splits, cfg, TrainConfig(out_dir="/tmp/diffmic-train-speed"), args.batches, args.cache_images
-    )
+        args.n, args.batches, args.batch_size, args.cache_images = min(args.n, 80), 2, 8, 16
+    if args.encoder:
+        cfg = replace(cfg, encoder_backbone=args.encoder, encoder_view="full")
+    splits = synthetic_splits("fundus", args.n, 0, cfg.input_size, seed=0)
+    out = measure(splits, cfg, args)
     if args.json:
         print(json.dumps(out))
         return
-    print(f"stage 2 on {out['train_images']} fundus training images, {args.threads} threads")
-    print(f"  end to end, one epoch    {out['end_to_end_epoch_s']:9.2f} s")
-    print(
-        f"  cached, one epoch        {out['cached_epoch_s']:9.3f} s {out['speedup']:.1f}x faster (target 20x)"
-    )
-    print(
-        f"  cache build              {out['cache_build_s']:9.1f} s   ({out['cache_views']} views per image)"
-    )
-    print(f"  300 cached epochs + build {out['cached_300_epochs_min']:8.2f} min (target <= 15)")
+    unit = out["unit_s"]
+    print(f"training speed, fundus architecture, batch {args.batch_size}, {args.threads} threads")
+    print(f"unit: one resnet18-224 forward = {unit * 1000:.1f} ms")
+    print(f"{'stage':10s} {'float32 img/s':>14s} {out['fast_dtype'] + ' img/s':>16s} {'speed-up':>9s}")
+    for stage in ("global", "local", "encoder"):
+        if f"{stage}_images_per_s" in out:
+            slow, fast = out[f"{stage}_images_per_s_float32"], out[f"{stage}_images_per_s_fast"]
+            print(f"{stage:10s} {slow:14.1f} {fast:16.1f} {out[f'speedup_{stage}']:8.2f}x")
+    print(f"conditioning cache: {out['cache_images_per_s']:.1f} images/s (one view)")
+    print(f"cached diffusion epoch over {out['train_images']} images: {out['cached_epoch_s']:.2f} s")
 
 
 if __name__ == "__main__":
