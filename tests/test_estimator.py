@@ -13,6 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from app import report
+from app.diagnose import OUTPUTS, Diagnosis
+from app.models import ModelRegistry
 from diffmic.cli import main
 from diffmic.data.datasets import ArrayDataset
 from diffmic.evaluate import evaluate
@@ -24,9 +27,19 @@ from diffmic.transforms import normalise
 from diffmic.uncertainty import answer_from_labels, answer_probabilities
 from tests.estimator_reference import chain_probabilities, expected_answer
 from tests.helpers import random_image, tiny_model
+from tests.test_app_support import make_app_dirs
 
 TEMPERATURE = 0.3
 ATOL = 1e-4  # the folded chain against the plain loop (y_0 within 1e-4), through a sharp softmax
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def calibrated_model(num_classes: int = 3, **overrides) -> DiffMIC:
@@ -109,11 +122,6 @@ def test_the_cli_json_is_the_estimator(tmp_path, capsys):
 
 
 def test_the_predict_api_and_the_answer_card_show_the_estimator(tmp_path):
-    from app import report
-    from app.diagnose import OUTPUTS, Diagnosis
-    from app.models import ModelRegistry
-    from tests.test_app_support import make_app_dirs
-
     settings = make_app_dirs(tmp_path, n_examples=1, tasks=())
     names = list(TASKS["fundus"].class_names)
     model = calibrated_model(len(names), class_names=names, task="fundus", ordinal=TASKS["fundus"].ordinal)
