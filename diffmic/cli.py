@@ -413,6 +413,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         global_lr=args.global_lr,
         local_lr=args.local_lr,
         local_init=args.local_init,
+        encoder_init=args.encoder_init,
         encoder_epochs=args.encoder_epochs,
         encoder_lr=args.encoder_lr,
         precision=args.precision,

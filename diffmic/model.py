@@ -48,6 +48,15 @@ class Conditioning:
         return self.guidance.prior(which)
 
 
+def check_encoder_from_global(config: DiffMICConfig) -> None:
+    """Raise unless the denoiser's encoder can start from the global network's weights (one backbone)."""
+    if config.encoder_backbone != config.global_backbone:
+        raise ValueError(
+            "the encoder can start from the global network's weights only with one backbone for both, "
+            f"got {config.encoder_backbone} (encoder) and {config.global_backbone} (global)"
+        )
+
+
 class DiffMIC(nn.Module):
     """Dual-guidance diffusion classifier (Yang et al., MICCAI 2023)."""
 
@@ -81,6 +90,12 @@ class DiffMIC(nn.Module):
     def device(self) -> torch.device:
         """Where the parameters live."""
         return next(self.parameters()).device
+
+    def encoder_from_global(self) -> None:
+        """Start the denoiser's encoder from the trained global network's weights (one backbone for both)."""
+        check_encoder_from_global(self.config)
+        assert self.encoder is not None
+        self.encoder.load_state_dict(self.dcg.global_net.state_dict())
 
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
         """What the own encoder reads of a preprocessed batch: the full input or the global view."""

@@ -50,7 +50,7 @@ from .distributed import Distributed, epoch_batches
 from .ema import EMA
 from .losses import diffusion_loss, global_loss, local_loss
 from .metrics import macro_f1
-from .model import DiffMIC, resolve_device
+from .model import DiffMIC, check_encoder_from_global, resolve_device
 from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
@@ -90,6 +90,7 @@ class TrainConfig:
     global_lr: float = 1e-3
     local_lr: float = 1e-3
     local_init: str = "scratch"  # one of LOCAL_INITS: "global" starts it from the trained global network
+    encoder_init: str = "scratch"  # the same for the denoiser's own encoder
     lr: float = 1e-3  # the denoiser's
     weight_decay: float = 1e-4
     ema_decay: float = 0.99
@@ -117,8 +118,11 @@ class TrainConfig:
             raise ValueError(f"stage2 must be 'cached' or 'end-to-end', got {self.stage2!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.local_init not in LOCAL_INITS:
-            raise ValueError(f"local_init must be one of {', '.join(LOCAL_INITS)}, got {self.local_init!r}")
+        for name in ("local_init", "encoder_init"):
+            if getattr(self, name) not in LOCAL_INITS:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(LOCAL_INITS)}, got {getattr(self, name)!r}"
+                )
         if isinstance(self.val_options, dict):
             self.val_options = SamplingOptions(**self.val_options)
 
@@ -175,6 +179,8 @@ class Trainer:
         self.cfg, self.tc, self.splits = model_config, train_config, splits
         if train_config.local_init == "global":  # refused now, not after the global stage's hours
             check_local_from_global(model_config)
+        if train_config.encoder_init == "global":
+            check_encoder_from_global(model_config)
         self.dist = Distributed()
         self.device = self.dist.device(resolve_device(train_config.device))
         self.out = Path(train_config.out_dir)
@@ -306,8 +312,8 @@ class Trainer:
         missing, _ = self.model.load_state_dict(weights, strict=not renewed)
         assert all(k.startswith(renewed) for k in missing), missing
         self.state = TrainState(stage=stage)
-        if fresh_stage and stage == "local":
-            self._init_local()
+        if fresh_stage:
+            self._init_network(stage)
         self._new_stage(stage)
         entry = {"stage": stage, "epoch": 0, "start_from": str(folder)}
         if renewed:
@@ -589,14 +595,15 @@ class Trainer:
             self.state, stage=nxt, epoch=0, batch=0, loss_sum=0.0, steps=0, best=-1.0, stale=0
         )
         self.best = None
-        if nxt == "local":
-            self._init_local()
+        self._init_network(nxt)
         self._new_stage(nxt)
 
-    def _init_local(self) -> None:
-        """A new local network's start (before its stage's optimiser and EMA are made)."""
-        if self.tc.local_init == "global":
+    def _init_network(self, stage: str) -> None:
+        """A new local network's or encoder's start (before its stage's optimiser and EMA are made)."""
+        if stage == "local" and self.tc.local_init == "global":
             self.model.dcg.local_from_global()
+        if stage == "encoder" and self.tc.encoder_init == "global":
+            self.model.encoder_from_global()
 
     def finish(self) -> None:
         """Fit the shipped estimator's temperature and the distribution check; save the model and the log."""

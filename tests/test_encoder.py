@@ -20,7 +20,7 @@ from tests.test_train import config, splits
 
 
 def encoder_config(**overrides):
-    return tiny_config(3, encoder_backbone=TINY, encoder_view="full", **overrides)
+    return tiny_config(3, **{"encoder_backbone": TINY, "encoder_view": "full", **overrides})
 
 
 def test_the_encoder_reads_the_view_its_config_names():
@@ -114,3 +114,19 @@ def test_training_on_sharded_generated_data_lowers_the_loss(tmp_path, precision)
     for _ in range(30):
         trainer._step("global", batch)
     assert loss() < 0.5 * before
+
+
+def test_the_encoder_may_start_from_the_trained_global_network(tmp_path):
+    tc = config(out_dir=str(tmp_path), encoder_init="global")
+    trainer = Trainer(encoder_config(), tc, splits())
+    model = trainer.model
+    assert not torch.equal(model.encoder.conv_stem.weight, model.dcg.global_net.conv_stem.weight)
+    trainer._finish_stage("local")  # the local stage's end: the encoder stage begins
+    assert trainer.state.stage == "encoder"
+    for name, value in model.dcg.global_net.state_dict().items():
+        torch.testing.assert_close(model.encoder.state_dict()[name], value)
+    torch.testing.assert_close(
+        trainer.ema.shadow["0.conv_stem.weight"], model.dcg.global_net.conv_stem.weight
+    )
+    with pytest.raises(ValueError, match="one backbone for both"):
+        Trainer(encoder_config(encoder_backbone="test_resnet"), tc, splits())
