@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffmic.diffusion import gaussian_cpu
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICOutput, DiffMICPipeline, Prepared
 
@@ -66,12 +67,13 @@ def forward_process(
     with the same noise at every t (so each dot moves smoothly while t changes)."""
     diffusion = pipe.model.diffusion
     T, c = diffusion.timesteps, len(y0)
-    t = torch.arange(T, device=diffusion.betas.device)
-    y0_rows = torch.as_tensor(y0, dtype=torch.float32).expand(T, c)
-    prior_rows = torch.as_tensor(prior, dtype=torch.float32).expand(T, c)
+    device = diffusion.betas.device
+    t = torch.arange(T, device=device)
+    y0_rows = torch.as_tensor(y0, dtype=torch.float32, device=device).expand(T, c)
+    prior_rows = torch.as_tensor(prior, dtype=torch.float32, device=device).expand(T, c)
     with torch.no_grad():
         mean, std = diffusion.marginal(y0_rows, prior_rows, t)
-        noise = torch.randn(DRAWS, c, generator=torch.Generator().manual_seed(seed))
+        noise = gaussian_cpu((DRAWS, c), torch.float32, torch.Generator().manual_seed(seed)).to(device)
         draws = diffusion.q_sample(
             y0_rows.repeat_interleave(DRAWS, 0),
             prior_rows.repeat_interleave(DRAWS, 0),

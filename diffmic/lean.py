@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .chain import DenoiseState
 from .denoiser import ConditionalDenoiser
-from .diffusion import _Sampler, gaussian_like
+from .diffusion import _Sampler, gaussian_cpu
 
 
 @dataclass(frozen=True)
@@ -82,20 +82,23 @@ def lean_chain(
     b, c = prior.shape
     prior_rows = prior.repeat_interleave(samples, dim=0)
     steps = sampler.timesteps
+    device = prior.device
     coef = torch.tensor([sampler.coefficients(t) for t in steps], dtype=prior.dtype)  # (S, 4): a, b, c, sigma
-    # the noise the plain chain draws, in its order: y_T, then one draw for each step that has noise
+    a_list, c_list = coef[:, 0].tolist(), coef[:, 2].tolist()
+    # the noise the plain chain draws, in its order: y_T, then one draw for each step that has noise; drawn
+    # and laid out on the CPU (the generator's device), then moved to the chain's device in one copy
     noisy = coef[:, 3] > 0
-    draws = [gaussian_like(prior_rows, generator) for _ in range(1 + int(noisy.sum()))]
+    draws = [gaussian_cpu(prior_rows.shape, prior.dtype, generator) for _ in range(1 + int(noisy.sum()))]
     noise = torch.zeros(len(steps), *prior_rows.shape, dtype=prior.dtype)
-    noise[noisy] = torch.stack(draws[1:]) if len(draws) > 1 else noise[noisy]
-    coef, noise = coef.to(prior.device), noise.to(prior.device)
+    if len(draws) > 1:
+        noise[noisy] = torch.stack(draws[1:])
+    coef, noise = coef.to(device), noise.to(device)
     # every step's input-independent part, in one go: b * prior + sigma * z + c * b_out
     offset = coef[:, 1, None, None] * prior_rows + coef[:, 3, None, None] * noise
     offset += coef[:, 2, None, None] * head.b_out
-    a_list, c_list = coef[:, 0].tolist(), coef[:, 2].tolist()
-    y = prior_rows + draws[0].to(prior.device)
+    y = prior_rows + draws[0].to(device)
     prior_part = prior_rows @ head.w_prior  # (rows, d), the same at every step
-    index = torch.as_tensor(steps, device=prior.device)
+    index = torch.as_tensor(steps, device=device)
     scale, shift = head.scale[index], head.shift[index]  # (S, 3, d)
     w_y = head.w_y * scale[:, 0, None, :]  # (S, C, d): the first layer's y weights, scaled per step
     history = torch.empty(len(steps), b * samples, c, dtype=y.dtype, device=y.device)

@@ -202,7 +202,7 @@ class DiffMICPipeline:
         prepared = self.prepare(image)
         yield prepared
         trajectory = Trajectory(
-            self.config.class_names, options.samples, prepared.conditioning.prior(options.prior)[0]
+            self.config.class_names, options.samples, prepared.conditioning.prior(options.prior)[0].cpu()
         )
         state = None
         for state in self.chain(prepared.conditioning, options):
