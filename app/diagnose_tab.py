@@ -243,7 +243,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     stop.click(diagnosis.stop, None, None, queue=False, **private)
     sampler.input(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private).then(
         diagnosis.token, None, token, queue=False, **private
-    ).then(diagnosis.rerun, [map_state, *run_inputs], outputs, show_progress="hidden", **private)
+    ).then(on_gpu(diagnosis.rerun), [map_state, *run_inputs], outputs, show_progress="hidden", **private)
     for control in (heat_choice, opacity):
         control.change(
             on_gpu(diagnosis.redraw_heat),

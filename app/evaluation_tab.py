@@ -6,6 +6,7 @@ import gradio as gr
 
 from . import figures
 from .evaluation import COLUMN_WIDTHS, TABLE_HEADERS, Evaluation, cleared, generated_note
+from .gpu import on_gpu
 from .models import ModelRegistry
 from .settings import EVAL_DEFAULT, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
@@ -76,14 +77,16 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
     private = dict(api_visibility="private")
     busy = dict(concurrency_limit=1, concurrency_id="evaluate")
     run.click(
-        evaluation.run,
+        on_gpu(evaluation.run),
         [archive, model, sampler, steps, samples],
         outputs,
         api_visibility="undocumented",
         api_name="evaluate",
         **busy,
     )
-    generated.click(evaluation.run_generated, [model, sampler, steps, samples], outputs, **private, **busy)
+    generated.click(
+        on_gpu(evaluation.run_generated), [model, sampler, steps, samples], outputs, **private, **busy
+    )
     archive.change(cleared, None, outputs, show_progress="hidden", **private)
     model.change(cleared, None, outputs, show_progress="hidden", **private).then(
         evaluation.generated_button, model, [generated, generated_text], **private

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import figures
+from .gpu import on_gpu
 from .learn import CHAIN_HEIGHT, FORWARD_TEXT, PRIOR_TEXT, SAMPLER_TEXT, Lessons
 from .models import ModelRegistry
 from .widgets import disclaimer, error_box, model_dropdown
@@ -66,12 +67,13 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
     ]
     outputs += [error, shown]
     private = dict(api_visibility="private")
-    tab.select(lessons.on_open, [shown, model, image], outputs, **private)
-    show.click(lessons.run, [model, image], outputs, api_visibility="undocumented", api_name="learn")
+    lesson_run, on_open = on_gpu(lessons.run), on_gpu(lessons.on_open)  # they run the chains
+    tab.select(on_open, [shown, model, image], outputs, **private)
+    show.click(lesson_run, [model, image], outputs, api_visibility="undocumented", api_name="learn")
     model.input(lessons.images_for, model, image, **private).then(
-        lessons.run, [model, image], outputs, **private
+        lesson_run, [model, image], outputs, **private
     )
-    image.input(lessons.run, [model, image], outputs, **private)
+    image.input(lesson_run, [model, image], outputs, **private)
     t.release(lessons.scrub, [lesson, t], forward, show_progress="hidden", **private)
     play.click(lessons.play, [lesson, t], [t, timer], show_progress="hidden", **private)
     pause.click(lambda: gr.Timer(active=False), None, timer, show_progress="hidden", **private)

@@ -225,6 +225,48 @@ def test_same_seed_same_answer(registry, example):
     assert runs[0]["json"]["probabilities"] == runs[1]["json"]["probabilities"]
 
 
+# ---------------------------------------------------------------- Diagnose: the sampler switch
+def test_the_sampler_switch_reruns_the_shown_image_with_the_new_sampler(registry, example):
+    diagnosis = Diagnosis(registry)
+    nothing = list(diagnosis.rerun(None, example, "fundus", "DDIM", 20, 3, 2))  # no result shown yet
+    assert len(nothing) == 1 and all(is_skip(v) for v in nothing[0])
+    shown = run(diagnosis, example, "fundus", "DDPM", 100, 3, 2)[-1]
+    frames = [
+        as_dict(f)
+        for f in diagnosis.rerun(shown["maps"], example, "fundus", "DDIM", 20, 3, 2, diagnosis.token())
+    ]
+    first, last = frames[0], frames[-1]
+    assert first["answer"] == "*Denoising the label…*" and first["look_for"].startswith(
+        "**What to look for:** DDIM"
+    )  # the DDPM result is cleared while the new chains run
+    assert last["counter"].startswith("**Done:** 20 of 20 steps")
+    expected = registry.get("fundus").pipe(example, SamplingOptions("ddim", 20, 3, 2)).to_json()
+    got = dict(last["json"])
+    got.pop("seconds"), expected.pop("seconds")
+    assert got == expected  # the DDIM answer for the same image, seed and runs
+    assert got["sampler"] == "ddim" and got["probabilities"] != shown["json"]["probabilities"]
+    assert list(csv.reader(open(last["downloads"][0])))[-1][1] == "0"  # the new chain's trajectory
+    assert len(list(csv.reader(open(last["downloads"][0])))) == 1 + 20
+
+
+def test_the_sampler_switch_reruns_with_the_run_buttons_inputs(settings, registry):
+    """Wired as: sampler input → steps follow the sampler → a fresh stop token → rerun(shown map state, the
+    Run button's inputs), so the re-run is of the same image, model, steps, runs and seed."""
+    demo = build_demo(settings, registry)
+    by_name = {getattr(b.fn, "__qualname__", ""): b for b in demo.fns.values()}
+    run_fn, rerun_fn, token_fn = (
+        by_name["Diagnosis.run"],
+        by_name["Diagnosis.rerun"],
+        by_name["Diagnosis.token"],
+    )
+    assert [c._id for c in rerun_fn.inputs[1:]] == [c._id for c in run_fn.inputs]
+    assert isinstance(rerun_fn.inputs[0], gr.State) and rerun_fn.outputs == run_fn.outputs
+    assert rerun_fn.trigger_after == token_fn._id
+    switch = demo.fns[token_fn.trigger_after]
+    (target,) = switch.targets
+    assert target[1] == "input" and demo.blocks[target[0]].elem_id == "sampler"
+
+
 # ---------------------------------------------------------------- Diagnose: Stop and stale results
 def test_stop_ends_the_run_with_the_step_it_reached(registry, example):
     diagnosis = Diagnosis(registry, interval_s=0.0)
