@@ -8,21 +8,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from sklearn.metrics import confusion_matrix
 
 from diffmic.cli import main
 from diffmic.data.fixtures import write_image_folder_fixture
+from diffmic.data.readers import read_dataset
+from diffmic.model import DiffMIC
+from diffmic.options import SamplingOptions
+from diffmic.pipeline import DiffMICPipeline
+from tests.estimator_reference import expected_answer
 from tests.helpers import random_image, tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    tiny_model(
-        4, class_names=["Grade 0", "Grade I", "Grade II", "Grade III"], task="placenta", ordinal=True
-    ).save_pretrained(folder)
+    classes = ["Grade 0", "Grade I", "Grade II", "Grade III"]
+    # a fitted temperature other than 1, as a trained model has
+    tiny_model(4, class_names=classes, task="placenta", ordinal=True, temperature=0.3).save_pretrained(folder)
     return folder
 
 
@@ -96,12 +112,27 @@ def test_bad_sampling_arguments_exit_2(model_dir, image_path, capsys):
 
 def test_evaluate_on_an_image_folder(model_dir, tmp_path, capsys):
     root = write_image_folder_fixture(tmp_path / "pmg", "placenta", n_per_class=3, size=64, seed=0)
-    assert main(["evaluate", "--model", str(model_dir), "--data", str(root), "--steps", "5", "--json"]) == 0
+    sampling = ["--steps", "5", "--samples", "4", "--seed", "3"]
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(root), *sampling, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 12
-    for method in ("global", "local", "fused", "diffmic"):
-        assert 0 <= report[method]["accuracy"] <= 1 and report[method]["kappa_weights"] == "quadratic"
-        assert np.asarray(report[method]["confusion_matrix"]).sum() == 12
+    # every method's figures from the model's own answers on the same images, computed here
+    records = read_dataset(root).records
+    labels = np.array([r.label for r in records])
+    model = DiffMIC.from_pretrained(model_dir)
+    x, _ = DiffMICPipeline(model).preprocess([r.path for r in records])
+    diffmic, _ = expected_answer(model, x, SamplingOptions(sampler="ddpm", steps=5, samples=4, seed=3))
+    with torch.inference_mode():
+        g = model.dcg(x)
+    answers = {m: getattr(g, f"{m}_prior").numpy() for m in ("global", "local", "fused")}
+    answers["diffmic"] = diffmic
+    assert report["labels"] == labels.tolist() and report["predictions"] == diffmic.argmax(-1).tolist()
+    for method, probs in answers.items():
+        predicted = probs.argmax(-1)
+        assert report[method]["accuracy"] == pytest.approx((predicted == labels).mean()), method
+        assert report[method]["kappa_weights"] == "quadratic"
+        expected = confusion_matrix(labels, predicted, labels=range(4)).tolist()
+        assert report[method]["confusion_matrix"] == expected, method
     # --test-split: only the held-out part (20 % of each class) of the split the training run made
     args = [
         "evaluate",
