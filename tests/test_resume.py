@@ -31,11 +31,22 @@ from tests.test_train import FAST_VAL, colour_dataset
 POINTS = ((1, 1), (0, 3), (1, 0))
 KILLS = [
     pytest.param(
-        (stage, *point), marks=[pytest.mark.slow] if stage != "global" else [], id=f"{stage}-{point}"
+        (stage, *point),
+        marks=[pytest.mark.slow] if stage != "global" else [],
+        id=f"{stage}-epoch{point[0]}-batch{point[1]}",
     )
     for stage in ("global", "local", "diffusion")
     for point in POINTS
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine these tiny networks crawl with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class Stop(Exception):
