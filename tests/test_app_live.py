@@ -25,7 +25,10 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+import gradio as gr
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -34,7 +37,7 @@ from PIL import Image
 from app.diagnose import OUTPUTS
 from app.models import ModelRegistry
 from app.server import launch
-from app.settings import Settings
+from app.settings import CONCURRENCY_LIMIT, MAX_FILE_SIZE, QUEUE_SIZE, Settings
 from app.ui import build_demo
 from diffmic.hub import ModelLoadError
 from diffmic.lean import lean_chain
@@ -62,6 +65,7 @@ class Live:
     registry: ModelRegistry
     examples: list[Path]
     root: Path
+    demo: gr.Blocks
 
     @property
     def example(self) -> Path:
@@ -142,7 +146,7 @@ def live(tmp_path_factory):
         )
         examples = sorted((settings.assets_dir / "fundus").glob("*.png"))
         try:
-            yield Live(url, settings, registry, examples, root)
+            yield Live(url, settings, registry, examples, root, demo)
         finally:
             demo.close()
             torch.set_num_threads(threads)
@@ -180,6 +184,30 @@ def test_gradio_client_gets_a_clear_error(live, tmp_path):
         client.predict(handle_file(str(bad)), "fundus", "ddpm", 10, 1, 0, api_name="/predict")
 
 
+def test_the_server_applies_the_upload_limit_and_the_queue(live):
+    """The limits ``app.settings`` sets reach the running server: an upload over MAX_FILE_SIZE is refused (and
+    the page is told the limit), the queue holds QUEUE_SIZE requests, CONCURRENCY_LIMIT runs go at once and
+    Evaluate one at a time."""
+    limit = gr.utils._parse_file_size(MAX_FILE_SIZE)
+    upload = f"{live.url}gradio_api/upload"
+    over = httpx.post(upload, files={"files": ("big.png", b"\0" * (limit + 1))}, timeout=60)
+    assert over.status_code == 413 and "maximum allowed size" in over.text
+    under = httpx.post(upload, files={"files": ("small.png", b"\0" * 1000)}, timeout=60)
+    assert under.status_code == 200 and len(under.json()) == 1
+    assert httpx.get(f"{live.url}config", timeout=30).json()["max_file_size"] == limit
+    queue = live.demo._queue
+    assert queue.max_size == QUEUE_SIZE and queue.default_concurrency_limit == CONCURRENCY_LIMIT
+
+    def limit(fn) -> int | None:  # how Gradio's queue resolves an event's concurrency limit
+        return queue.default_concurrency_limit if fn.concurrency_limit == "default" else fn.concurrency_limit
+
+    fns = list(live.demo.fns.values())
+    limits = {fn.api_name: limit(fn) for fn in fns if fn.api_name in ("diagnose", "predict", "evaluate")}
+    assert limits == {"diagnose": CONCURRENCY_LIMIT, "predict": CONCURRENCY_LIMIT, "evaluate": 1}
+    evaluate = [fn for fn in fns if getattr(fn.fn, "__qualname__", "").startswith("Evaluation.run")]
+    assert len(evaluate) == 2 and {(fn.concurrency_id, limit(fn)) for fn in evaluate} == {("evaluate", 1)}
+
+
 def settle(page, *elem_ids: str) -> None:
     """Wait until the outputs are no longer pending (Gradio fades them while an event runs)."""
     from playwright.sync_api import expect
@@ -211,6 +239,12 @@ def upload(page, path: Path | str) -> None:
     if clear.count():
         clear.click()
     page.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def record_requests(page, urls: list[str]) -> None:
+    """Note the URL of every request and web socket ``page`` opens (before any of them is sent)."""
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda socket: urls.append(socket.url))
 
 
 def words_broken(page, selector: str) -> list[int]:
@@ -253,10 +287,12 @@ def test_browser_end_to_end(live, tmp_path):
     shots = Path(os.environ.get("DIFFMIC_SCREENSHOTS_DIR") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     T = live.T
+    urls: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            record_requests(page, urls)
             page.goto(live.url)
             expect(page.locator("#run")).to_be_visible(timeout=30_000)
             expect(page.locator("#model-status")).to_contain_text("derm")
@@ -359,6 +395,7 @@ def test_browser_end_to_end(live, tmp_path):
 
             # A phone: nothing wider than the screen, no word or number broken in the tables.
             phone = browser.new_page(viewport={"width": 390, "height": 844})
+            record_requests(phone, urls)
             phone.goto(live.url)
             expect(phone.locator("#run")).to_be_visible(timeout=30_000)
             upload(phone, live.example)
@@ -378,3 +415,8 @@ def test_browser_end_to_end(live, tmp_path):
             browser.close()
     for name in ("diagnose", "learn", "evaluate", "diagnose-mobile"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
+    # the page loads nothing from another host: no web font, no CDN script, no analytics
+    network = [urlparse(u) for u in urls if urlparse(u).scheme not in ("data", "blob")]
+    elsewhere = sorted({u.geturl() for u in network if u.hostname not in ("127.0.0.1", "localhost")})
+    assert len(network) > 20 and {u.scheme for u in network} <= {"http", "ws"}
+    assert not elsewhere, f"requests to other hosts: {elsewhere}"
