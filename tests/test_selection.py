@@ -17,6 +17,15 @@ from diffmic.train import TrainConfig, Trainer
 from tests.helpers import tiny_config
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Untouchable(ArrayDataset):
     """A dataset that fails the test if anything reads its images, labels or masks."""
 
@@ -106,20 +115,31 @@ def test_every_roi_map_keeps_the_crops_on_the_field(mode):
 def test_choose_explanations_command_rewrites_only_the_explanation_settings(tmp_path, capsys):
     from diffmic.cli import main
     from diffmic.config import DiffMICConfig
+    from diffmic.data.datasets import synthetic_splits
     from diffmic.data.synthetic import TASKS
+    from diffmic.model import DiffMIC
     from tests.helpers import tiny_model
 
     folder = tmp_path / "model"
     classes = list(TASKS["placenta"].class_names)
     tiny_model(4, class_names=classes, task="placenta", ordinal=True).save_pretrained(folder)
     before = DiffMICConfig.load(folder / "config.json").to_dict()
+    # what the command must choose: the choices made here on the validation split it was told of
+    model = DiffMIC.from_pretrained(folder)
+    val = synthetic_splits("placenta", 40, 0, model.config.input_size, seed=0).val
+    _, scores = choose_explanations(model, val)
+    # the rule: the best score, ties to the first listed ("classes"; Grad-CAM before ++, stage -1 first)
+    contrast = max(scores["saliency contrast"], key=scores["saliency contrast"].get)
+    method, stage = max(scores["grad-cam"], key=scores["grad-cam"].get).split(":")
+    values = {"saliency_contrast": contrast, "cam_method": method, "cam_stage": int(stage)}
     assert main(["choose-explanations", str(folder), "--task", "placenta", "--train-size", "40"]) == 0
     printed = capsys.readouterr().out
-    assert "saliency contrast: classes" in printed and "grad-cam: gradcam:-1" in printed
-    assert "wrote" in printed
+    for name, table in scores.items():  # the scores it chose by, as computed here
+        assert f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in table.items()) in printed
+    assert "chose " + ", ".join(f"{k} = {v}" for k, v in values.items()) in printed and "wrote" in printed
     after = DiffMICConfig.load(folder / "config.json").to_dict()
+    assert {k: after[k] for k in values} == values
     changed = {k for k in after if after[k] != before[k]}
     assert changed <= {"saliency_contrast", "cam_method", "cam_stage"}
-    assert f"saliency_contrast = {after['saliency_contrast']}" in printed
     assert main(["choose-explanations", str(folder), "--task", "fundus"]) == 2  # another task's classes
     assert "differ from the model's" in capsys.readouterr().err
