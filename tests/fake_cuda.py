@@ -17,6 +17,11 @@ every other operation is checked as CUDA kernels check their inputs, then run on
 - a cuda tensor cannot become a NumPy array (``.numpy()`` raises, as on a GPU; ``.cpu()`` first).
 
 The numbers are the CPU's, so a run on the fake device must give exactly the CPU run's answer.
+
+Why not PyTorch's own ``FakeTensorMode`` or the ``meta`` device: their tensors hold no data, and the predict
+path reads numbers (``.tolist()``, ``int(mask.sum())``, the NumPy summaries), so they stop at the first read.
+Limits: a backward pass (Grad-CAM) needs the real CUDA autograd engine and is not supported; kernels are
+the CPU's (cuDNN is switched off while the mode is active).
 """
 
 from __future__ import annotations
@@ -218,9 +223,7 @@ class FakeCuda(TorchDispatchMode):
         # torch.tensor(data, device="cuda") builds on the CPU and asks this mode to move it
         self._lift, self._cudnn = torch._C._only_lift_cpu_tensors(), torch.backends.cudnn.enabled
         torch._C._set_only_lift_cpu_tensors(True)
-        torch.backends.cudnn.enabled = (
-            False  # composite operations pick the native kernels, which the CPU has
-        )
+        torch.backends.cudnn.enabled = False  # composite operations then pick kernels the CPU has
         torch._C._ensureCUDADeviceGuardSet()  # without a GPU, a no-op device guard (as FakeTensorMode does)
         return super().__enter__()
 
