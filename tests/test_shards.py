@@ -1,4 +1,4 @@
-"""Generated training data in memory-mapped shards: written and read back identically, resumable, split as before."""
+"""Generated training data in memory-mapped shards: read back identically, resumable, split as before."""
 
 import numpy as np
 import pytest
