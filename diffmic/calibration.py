@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from .uncertainty import answer_from_labels
+
 
 def fit_temperature(y0: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising the validation NLL of softmax(y0 / T) averaged over chains (grid search).
@@ -18,7 +20,7 @@ def fit_temperature(y0: np.ndarray, labels: np.ndarray) -> float:
     labels_t = torch.as_tensor(np.asarray(labels))
     best, best_nll = 1.0, math.inf
     for temp in np.exp(np.linspace(np.log(0.02), np.log(5.0), 120)):
-        p = (y / temp).softmax(-1).mean(1).clamp_min(1e-12)
+        p = answer_from_labels(y, temp).clamp_min(1e-12)
         nll = -p.log()[torch.arange(len(labels_t)), labels_t].mean().item()
         if nll < best_nll:
             best, best_nll = float(temp), nll

@@ -57,6 +57,7 @@ from .pipeline import DiffMICPipeline
 from .precision import PRECISIONS, autocast, channels_last, training_dtype
 from .selection import choose_explanations, choose_roi_map
 from .transforms import augment, normalise
+from .uncertainty import answer_from_labels
 
 STAGES = ("global", "local", "encoder", "diffusion")  # "encoder" only for a model with an encoder
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -451,13 +452,15 @@ class Trainer:
         """The shipped estimator on the validation conditioning; also fits its temperature."""
         y0, labels = self.validation_chains()
         temperature = fit_temperature(y0, labels)
-        probs = torch.as_tensor(y0 / temperature).softmax(-1).numpy()
+        answer = answer_from_labels(y0, temperature).numpy()
+        one_chain = answer_from_labels(y0[:, :1], temperature).numpy()
         c = self.cfg.num_classes
+        score = macro_f1(labels, answer.argmax(-1), c)
         return {
-            "diffmic": macro_f1(labels, probs.mean(1).argmax(-1), c),
-            "single": macro_f1(labels, probs[:, 0].argmax(-1), c),
+            "diffmic": score,
+            "single": macro_f1(labels, one_chain.argmax(-1), c),
             "temperature": temperature,
-            "score": macro_f1(labels, probs.mean(1).argmax(-1), c),
+            "score": score,
         }
 
     def validation_chains(self) -> tuple[np.ndarray, np.ndarray]:

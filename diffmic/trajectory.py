@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .chain import DenoiseState
+from .uncertainty import answer_probabilities
 
 MAX_PLOT_POINTS = 250  # per trace: enough for a smooth line, light enough to stream
 
@@ -57,7 +58,7 @@ class Trajectory:
     @property
     def mean(self) -> np.ndarray:
         """(steps done, C) probabilities averaged over the samples."""
-        return self.probs[: self.steps_done].mean(1)
+        return answer_probabilities(self.probs[: self.steps_done])
 
     @property
     def low(self) -> np.ndarray:
