@@ -189,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument(
+        "--cache-views",
+        type=int,
+        default=t.cache_views,
+        help="augmented views per training image in the diffusion stage's cache (default %(default)s)",
+    )
+    p.add_argument(
         "--encoder-epochs",
         type=int,
         default=t.encoder_epochs,
@@ -414,6 +420,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         local_lr=args.local_lr,
         local_init=args.local_init,
         encoder_init=args.encoder_init,
+        cache_views=args.cache_views,
         encoder_epochs=args.encoder_epochs,
         encoder_lr=args.encoder_lr,
         precision=args.precision,

@@ -281,8 +281,9 @@ class Trainer:
         improves on them. Later stages and fits follow."""
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+        asked = stage
         if stage == "encoder" and self.model.encoder is None:
-            stage = "diffusion"
+            stage = "diffusion"  # a model without an encoder of its own has no encoder stage
         saved = DiffMIC.from_pretrained(folder, load_ood=False)
         changed = _changed_fields(saved.config, self.cfg)
         if changed - set(LOCAL_ARCHITECTURE) - set(ENCODER_ARCHITECTURE):
@@ -296,7 +297,7 @@ class Trainer:
         ):
             if not changed & set(fields):
                 continue
-            if STAGES.index(stage) > STAGES.index(first_stage):
+            if STAGES.index(asked) > STAGES.index(first_stage):
                 raise ValueError(
                     f"a new {first_stage} architecture ({', '.join(sorted(changed & set(fields)))}) is "
                     f"trained from the {first_stage} stage: begin at '{first_stage}' or earlier"

@@ -80,6 +80,12 @@ def test_an_encoder_is_added_to_a_saved_model_from_the_encoder_stage(tmp_path):
         assert torch.equal(value, saved[f"dcg.{key}"].to(value.dtype))
     assert added.run()
     assert DiffMIC.from_pretrained(tmp_path / "enc").encoder is not None
+    # and taken away again (the same DCG, conditioned on its own features): the denoiser starts afresh
+    plain_cfg = replace(DiffMIC.from_pretrained(tmp_path / "enc").config, encoder_backbone=None)
+    removed = Trainer(plain_cfg, config(out_dir=str(tmp_path / "none"), diffusion_epochs=2), splits())
+    removed.start_from(tmp_path / "enc", "encoder")
+    assert removed.state.stage == "diffusion" and removed.state.history[-1]["new"] == ["encoder_backbone"]
+    assert removed.run() and DiffMIC.from_pretrained(tmp_path / "none").encoder is None
 
 
 def test_precision_is_bfloat16_only_where_the_hardware_has_it():
