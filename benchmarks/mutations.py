@@ -52,16 +52,18 @@ class Mutation:
 
 
 # the test files that tend to catch each module's breaks
-PIPE = ("tests/test_estimator.py", "tests/test_pipeline.py")
-DIFF = ("tests/test_diffusion.py", "tests/test_lean.py")
+DOC = "tests/test_documented_behaviour.py"
+PIPE = ("tests/test_estimator.py", "tests/test_pipeline.py", DOC)
+DIFF = ("tests/test_diffusion.py", "tests/test_lean.py", DOC)
 LEAN = ("tests/test_lean.py", "tests/test_estimator.py")
-LOSS = ("tests/test_losses.py", "tests/test_train.py")
+LOSS = ("tests/test_losses.py", DOC, "tests/test_train.py")
 UNC = ("tests/test_metrics.py", "tests/test_estimator.py")
 OOD = ("tests/test_ood.py",)
 ROIS = ("tests/test_dcg.py", "tests/test_bundled_rois.py")
-EXPLAIN = ("tests/test_explain.py", "tests/test_pipeline.py", "tests/test_selection.py")
+EXPLAIN = ("tests/test_explain.py", "tests/test_pipeline.py", "tests/test_selection.py", DOC)
 TRAIN = ("tests/test_train.py", "tests/test_resume.py")
 RESUME = ("tests/test_resume.py", "tests/test_train.py")
+EMA = ("tests/test_ema.py", "tests/test_train.py")
 
 M = Mutation
 MUTATIONS: list[Mutation] = [
@@ -154,7 +156,7 @@ MUTATIONS: list[Mutation] = [
         "if self._folded is None or self._folded[0] != stamp:",
         "if self._folded is None:",
         "the folded denoiser kept after the weights change (a trained model answers with stale weights)",
-        ("tests/test_pipeline.py", "tests/test_lean.py"),
+        ("tests/test_pipeline.py", "tests/test_lean.py", DOC),
     ),
     # ---------------------------------------------------------------- chain / lean
     M(
@@ -260,7 +262,7 @@ MUTATIONS: list[Mutation] = [
         "- _bcast(self.sqrt_one_minus_alphas_cumprod, t, y_t) * eps) / sab",
         "+ _bcast(self.sqrt_one_minus_alphas_cumprod, t, y_t) * eps) / sab",
         "predict_y0 adds the noise instead of removing it",
-        ("tests/test_diffusion.py", "tests/test_explain.py"),
+        ("tests/test_diffusion.py", "tests/test_explain.py", DOC),
     ),
     # ---------------------------------------------------------------- losses
     M(
@@ -447,7 +449,7 @@ MUTATIONS: list[Mutation] = [
     M(
         "temperature-fit-on-mean-label",
         "diffmic/calibration.py",
-        "p = (y / temp).softmax(-1).mean(1).clamp_min(1e-12)",
+        "p = answer_from_labels(y, temp).clamp_min(1e-12)",
         "p = (y.mean(1) / temp).softmax(-1).clamp_min(1e-12)",
         "the temperature calibrated for softmax of the mean label vector, not the shipped mean of softmaxes",
         TRAIN,
@@ -458,7 +460,7 @@ MUTATIONS: list[Mutation] = [
         "d = min(self.decay, (1 + self.updates) / (10 + self.updates))",
         "d = self.decay",
         "the EMA's documented warm-up dropped (short runs dominated by the initial weights)",
-        TRAIN,
+        EMA,
     ),
     M(
         "ema-weights-swapped",
@@ -466,7 +468,7 @@ MUTATIONS: list[Mutation] = [
         "self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)",
         "self.shadow[k].mul_(1 - d).add_(v.detach(), alpha=d)",
         "shadow = (1 - d) * shadow + d * current: the EMA barely averages",
-        TRAIN,
+        EMA,
     ),
     M(
         "ema-update-skipped",

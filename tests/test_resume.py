@@ -13,14 +13,13 @@ import copy
 import json
 import math
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffmic.data.datasets import Splits
-from diffmic.ema import EMA
 from diffmic.train import CHECKPOINT_NAME, TrainConfig, Trainer
 from tests.helpers import tiny_config
 from tests.test_train import FAST_VAL, colour_dataset
@@ -123,6 +122,7 @@ class Recorder(Trainer):
         self.keep, self.stop_at = keep or {}, stop_at
         self.ends: dict[str, dict] = {}
         self.steps_left: int | None = None
+        self.losses: list[tuple[str, int, float]] = []  # (stage, epoch, loss) of every step
 
     def save_checkpoint(self) -> None:
         super().save_checkpoint()
@@ -133,7 +133,9 @@ class Recorder(Trainer):
     def _step(self, stage, idx):
         if self.steps_left is not None:
             self.steps_left -= 1
-        return super()._step(stage, idx)
+        loss = super()._step(stage, idx)
+        self.losses.append((stage, self.state.epoch, loss))
+        return loss
 
     def _out_of_time(self) -> bool:
         return self.steps_left == 0 or super()._out_of_time()
@@ -145,12 +147,22 @@ class Recorder(Trainer):
         super()._finish_stage(stage)
 
 
-_references: dict[str, tuple] = {}
+@dataclass
+class Reference:
+    """The uninterrupted run: its state at each stage's end, copies of the checkpoints of KILLS (and of the
+    local stage's last), its conditioning cache and its steps' losses."""
+
+    ends: dict[str, dict]
+    kept: dict[tuple, Path]
+    cache: Path
+    losses: list[tuple[str, int, float]]
 
 
-def reference(last_stage: str, tmp_path_factory) -> tuple[dict, dict, Path]:
-    """The uninterrupted run up to ``last_stage``'s end (once per module): its state at each stage's end,
-    copies of the checkpoints of KILLS (and of the local stage's last), and its conditioning cache."""
+_references: dict[str, Reference] = {}
+
+
+def reference(last_stage: str, tmp_path_factory) -> Reference:
+    """The uninterrupted run up to ``last_stage``'s end (made once per session)."""
     if last_stage not in _references:
         root = tmp_path_factory.mktemp(f"reference-{last_stage}")
         stages = ("global", "local", "diffusion")[: ("global", "local", "diffusion").index(last_stage) + 1]
@@ -161,7 +173,8 @@ def reference(last_stage: str, tmp_path_factory) -> tuple[dict, dict, Path]:
         with pytest.raises(Stop):
             trainer.run()
         assert all(p.is_file() for p in kept.values()), [k for k, p in kept.items() if not p.is_file()]
-        _references[last_stage] = trainer.ends, kept, root / "run" / "conditioning.npz"
+        cache = root / "run" / "conditioning.npz"
+        _references[last_stage] = Reference(trainer.ends, kept, cache, trainer.losses)
     return _references[last_stage]
 
 
@@ -183,19 +196,18 @@ def test_a_run_killed_after_a_checkpoint_ends_the_stage_as_the_uninterrupted_run
     kill, tmp_path, tmp_path_factory
 ):
     stage = kill[0]
-    ends, kept, cache = reference("global" if stage == "global" else "diffusion", tmp_path_factory)
-    trainer = resumed_from(
-        kept[kill], tmp_path / "run", stop_at=stage, cache=cache if stage == "diffusion" else None
-    )
+    ref = reference("global" if stage == "global" else "diffusion", tmp_path_factory)
+    cache = ref.cache if stage == "diffusion" else None
+    trainer = resumed_from(ref.kept[kill], tmp_path / "run", stop_at=stage, cache=cache)
     assert (trainer.state.stage, trainer.state.epoch, trainer.state.batch) == kill
     with pytest.raises(Stop):
         trainer.run()
-    assert_same(trainer.ends[stage], ends[stage], stage)
+    assert_same(trainer.ends[stage], ref.ends[stage], stage)
 
 
 def test_a_global_stage_out_of_time_mid_epoch_resumes_to_the_same_end(tmp_path, tmp_path_factory):
     """The graceful stop (``max_minutes``) after a step, then a new process continuing in the same folder."""
-    ends, _, _ = reference("global", tmp_path_factory)
+    ref = reference("global", tmp_path_factory)
     first = Recorder(tiny_config(3), train_config(tmp_path, checkpoint_minutes=60), small_splits())
     first.steps_left = 4  # the second epoch's first batch
     assert not first.run()
@@ -205,15 +217,15 @@ def test_a_global_stage_out_of_time_mid_epoch_resumes_to_the_same_end(tmp_path, 
     assert second.resume()
     with pytest.raises(Stop):
         second.run()
-    assert_same(second.ends["global"], ends["global"], "global")
+    assert_same(second.ends["global"], ref.ends["global"], "global")
 
 
 @pytest.mark.slow
 def test_a_cached_stage_out_of_time_resumes_to_the_same_end(tmp_path, tmp_path_factory):
     """From the local stage's last checkpoint (no cache yet), out of time mid-epoch of the cached diffusion
     stage, then continued: the stage boundary, the cache's build and reload and the stop on one path."""
-    ends, kept, _ = reference("diffusion", tmp_path_factory)
-    first = resumed_from(kept[("local", 2, 0)], tmp_path / "run", stop_at="diffusion")
+    ref = reference("diffusion", tmp_path_factory)
+    first = resumed_from(ref.kept[("local", 2, 0)], tmp_path / "run", stop_at="diffusion")
     first.steps_left = 5  # the second diffusion epoch's second batch
     assert not first.run()
     saved = json.loads(torch.load(first.checkpoint_path, weights_only=True)["state"])
@@ -222,13 +234,14 @@ def test_a_cached_stage_out_of_time_resumes_to_the_same_end(tmp_path, tmp_path_f
     assert second.resume()
     with pytest.raises(Stop):
         second.run()
-    assert_same(second.ends["diffusion"], ends["diffusion"], "diffusion")
+    assert_same(second.ends["diffusion"], ref.ends["diffusion"], "diffusion")
 
 
-def test_ema_keeps_its_device_when_loaded_from_a_cpu_checkpoint():
-    module = torch.nn.Linear(3, 2, device="meta")
-    ema = EMA(module, 0.9)
-    ema.load_state_dict(EMA(torch.nn.Linear(3, 2), 0.9).state_dict())
-    assert {v.device.type for v in ema.shadow.values()} == {"meta"}
-    with pytest.raises(ValueError, match="another module"):
-        ema.load_state_dict(EMA(torch.nn.Sequential(torch.nn.Linear(3, 2)), 0.9).state_dict())
+def test_an_epoch_s_logged_loss_is_the_mean_of_its_steps(tmp_path_factory):
+    """What a resumed epoch must reproduce: the history's loss of each epoch is its own steps' mean."""
+    ref = reference("global", tmp_path_factory)
+    logged = [h for h in ref.ends["global"]["state"]["history"] if h["stage"] == "global"]
+    assert [h["epoch"] for h in logged] == [1, 2]
+    for h in logged:
+        steps = [loss for stage, epoch, loss in ref.losses if stage == "global" and epoch == h["epoch"] - 1]
+        assert len(steps) == 3 and h["loss"] == pytest.approx(sum(steps) / 3, rel=1e-12)

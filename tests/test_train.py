@@ -22,6 +22,15 @@ from tests.helpers import tiny_config
 FAST_VAL = SamplingOptions(sampler="ddim", steps=5, samples=2)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine these tiny networks crawl with two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def colour_dataset(n: int, seed: int, size: int = 128) -> ArrayDataset:
     """Images whose class is told by a bright square's colour channel: learnable in a few steps."""
     rng = np.random.default_rng(seed)
@@ -300,3 +309,61 @@ def test_fitted_fusion_is_never_worse_than_the_better_branch_on_the_data_it_is_f
         return torch.nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels)).item()
 
     assert nll(wg * informative + wl * noise) <= min(nll(informative), nll(noise)) + 1e-9
+
+
+def test_fit_temperature_calibrates_the_mean_over_chains_of_the_softmax():
+    """The shipped estimator averages each chain's softmax(y_0 / T): T minimises that estimator's NLL (not,
+    e.g., the NLL of the softmax of the chains' mean label vector, which this data tells apart)."""
+    rng = np.random.default_rng(1)
+    n, s = 90, 4
+    labels = np.arange(n) % 3
+    right = rng.random((n, s)) < 0.7  # chains that disagree: most point at the label, some elsewhere
+    target = np.where(right, labels[:, None], (labels[:, None] + 1 + rng.integers(0, 2, (n, s))) % 3)
+    y0 = np.eye(3)[target] * 2.0 + rng.normal(0, 0.2, (n, s, 3))
+
+    def nll(probs: np.ndarray) -> float:
+        return float(-np.log(probs[np.arange(n), labels]).mean())
+
+    def softmax(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    grid = np.exp(np.linspace(np.log(0.02), np.log(5.0), 400))
+    shipped = [nll(softmax(y0 / t).mean(1)) for t in grid]
+    of_mean = grid[np.argmin([nll(softmax(y0.mean(1) / t)) for t in grid])]
+    best = min(shipped)
+    assert nll(softmax(y0 / of_mean).mean(1)) > best + 5e-3  # the two criteria disagree here
+    assert nll(softmax(y0 / fit_temperature(y0, labels)).mean(1)) < best + 1e-3
+
+
+def test_validation_scores_the_ema_weights_then_restores_the_live_ones(tmp_path):
+    trainer = Trainer(tiny_config(3), config(out_dir=str(tmp_path)), splits())
+    trainer._step("global", np.arange(8))  # the live weights move away from their EMA
+    live = {k: v.clone() for k, v in trainer.modules.state_dict().items()}
+    assert not torch.equal(live["1.weight"], trainer.ema.shadow["1.weight"])
+    seen = {}
+
+    def validate(stage):
+        seen.update({k: v.clone() for k, v in trainer.modules.state_dict().items()})
+        return {"score": 0.0}
+
+    trainer._validate = validate
+    trainer.validate("global")
+    assert all(torch.equal(seen[k], v) for k, v in trainer.ema.shadow.items())
+    assert all(torch.equal(trainer.modules.state_dict()[k], v) for k, v in live.items())
+
+
+def test_a_stage_ends_with_the_ema_weights_of_its_best_validation(tmp_path):
+    trainer = Trainer(tiny_config(3), config(out_dir=str(tmp_path), choose_on_validation=False), splits())
+    trainer._step("global", np.arange(8))
+    trainer._keep_if_best({"score": 0.5})
+    best = {k: v.clone() for k, v in trainer.ema.shadow.items()}
+    trainer._step("global", np.arange(8, 16))
+    trainer._keep_if_best({"score": 0.4})  # worse: the best stays
+    cam_head = trainer.model.dcg.cam_head
+    assert not torch.equal(cam_head.weight, best["1.weight"])
+    trainer._finish_stage("global")
+    assert trainer.state.stage == "local"
+    torch.testing.assert_close(cam_head.weight, best["1.weight"], rtol=0, atol=0)
+    for name, value in trainer.model.dcg.global_net.state_dict().items():
+        torch.testing.assert_close(value, best[f"0.{name}"], rtol=0, atol=0)
