@@ -5,8 +5,10 @@ one chain, a sign flipped, a timestep off by one, a state not restored...): a fi
 replace (found exactly once), its replacement, what the break means, and the test files that should
 notice it. Each mutation is applied alone to a temporary copy of the working tree (the repository itself is
 never touched), those test files run (``-x -q -m "not slow"``, one torch thread, a time limit each), and the
-mutation is ``killed`` when they fail, ``survived`` when they pass. A record whose text is no longer in the
-source is reported ``stale`` (update the record), never skipped silently.
+mutation is ``killed`` when they fail (or time out), ``survived`` when they pass. A record whose text is no
+longer in the source is reported ``stale`` (update the record), never skipped silently. Each test run is a
+forked pytest (POSIX): torch, timm and gradio are imported once beforehand, the package and the tests
+afresh from the mutated copy, so a run costs its tests' time rather than ~10 s of imports.
 
     python benchmarks/mutations.py                 # all; prints survivors and the kill rate
     python benchmarks/mutations.py --only NAME     # one (repeatable); --list shows the names
@@ -574,9 +576,14 @@ def _pytest_in_child(repo: Path, args: list[str], log: Path) -> int:
     """Fork; the child runs pytest on ``args`` in ``repo`` with its output in ``log``. Returns the pid."""
     pid = os.fork()
     if pid:
+        try:
+            os.setpgid(pid, pid)  # set on both sides of the fork: whichever runs first
+        except OSError:
+            pass
         return pid
     code = 3
     try:
+        os.setpgid(0, 0)  # its own process group: a timeout ends whatever the tests started too
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -599,7 +606,10 @@ def _wait(pid: int, timeout: float) -> int | None:
         if done:
             return os.waitstatus_to_exitcode(status)
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return None
 
@@ -617,7 +627,7 @@ def run_tests(repo: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     seconds = time.monotonic() - start
     output = log.read_text(errors="replace")
     if code is None:
-        return "timeout", seconds, f"no result within {timeout:.0f} s"
+        return "timeout", seconds, f"no result within {timeout:g} s"
     if code == 0:
         return "pass", seconds, ""
     if code in (1, 2):  # failures, or errors while collecting (the mutant does not import)
