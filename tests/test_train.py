@@ -367,3 +367,13 @@ def test_a_stage_ends_with_the_ema_weights_of_its_best_validation(tmp_path):
     torch.testing.assert_close(cam_head.weight, best["1.weight"], rtol=0, atol=0)
     for name, value in trainer.model.dcg.global_net.state_dict().items():
         torch.testing.assert_close(value, best[f"0.{name}"], rtol=0, atol=0)
+
+
+def test_a_stage_ends_after_patience_validations_without_improvement(tmp_path):
+    tc = config(out_dir=str(tmp_path), global_epochs=6, patience=2, batch_size=24)
+    trainer = Trainer(tiny_config(3), tc, splits())
+    scores = iter([0.5, 0.6, 0.6, 0.55, 0.9, 0.9])  # best at epoch 2, then two without improvement
+    trainer.validate = lambda stage: {"score": next(scores)}
+    trainer._finish_stage = lambda stage: None
+    assert trainer._run_stage("global")
+    assert trainer.state.epoch == 4 and trainer.state.stale == 2 and trainer.state.best == 0.6
