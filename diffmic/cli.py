@@ -204,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder-lr", type=float, default=t.encoder_lr, help="learning rate of the encoder stage"
     )
     p.add_argument(
+        "--encoder-init",
+        choices=LOCAL_INITS,
+        default=t.encoder_init,
+        help="the denoiser's encoder starts from random weights or from the trained global network's "
+        "(needs --encoder-backbone = --global-backbone; default %(default)s)",
+    )
+    p.add_argument(
         "--precision",
         choices=PRECISIONS,
         default=t.precision,
