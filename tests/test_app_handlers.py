@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from app import report
@@ -31,15 +30,6 @@ from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.trajectory import MAX_PLOT_POINTS
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip, random_png
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread, as the app runs: tiny ops on a busy 2-core machine crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

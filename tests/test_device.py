@@ -24,14 +24,6 @@ from tests.test_lean import trained_like
 SAMPLERS = [("ddpm", None, 0.0), ("ddim", 12, 1.0), ("ddim", 12, 0.0)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def on_cpu(x):
     """A result read back to the host (what a caller on a GPU machine does)."""
     return x.cpu() if isinstance(x, torch.Tensor) else x

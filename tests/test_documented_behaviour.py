@@ -22,15 +22,6 @@ from tests.estimator_reference import expected_answer
 from tests.helpers import random_image, tiny_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def probabilities(mapping: dict[str, float]) -> np.ndarray:
     return np.array(list(mapping.values()))
 

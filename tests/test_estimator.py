@@ -33,15 +33,6 @@ TEMPERATURE = 0.3
 ATOL = 1e-4  # the folded chain against the plain loop (y_0 within 1e-4), through a sharp softmax
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def calibrated_model(num_classes: int = 3, **overrides) -> DiffMIC:
     """A tiny random model whose fitted temperature is not 1."""
     return tiny_model(num_classes, seed=1, temperature=TEMPERATURE, **overrides)

@@ -30,15 +30,6 @@ PATCHES = [
 MARGIN = 6  # px: Grad-CAM is made at the global view's resolution (half the input) and upsampled
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class ColourNet(nn.Module):
     """Stands in for the global backbone: feature channel k < 3 is how purely a pixel has colour k (red,
     green, blue), averaged over each CAM cell; the other channels stay zero."""

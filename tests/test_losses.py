@@ -70,15 +70,6 @@ def grads(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]
     return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, found, strict=True)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model() -> DiffMIC:
     return tiny_model(3).eval()  # eval: batch-norm per row, so three separate passes equal one batched

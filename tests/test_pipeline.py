@@ -12,15 +12,6 @@ from tests.card_reference import card_reverse_chain, softmax
 from tests.helpers import random_image, tiny_config, tiny_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_pipeline(num_classes: int = 3, **overrides) -> DiffMICPipeline:
     return DiffMICPipeline(tiny_model(num_classes, **overrides))
 

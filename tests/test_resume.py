@@ -39,15 +39,6 @@ KILLS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny networks crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Stop(Exception):
     """Raised to stop a run at a stage's end."""
 

@@ -17,15 +17,6 @@ from diffmic.train import TrainConfig, Trainer
 from tests.helpers import tiny_config
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny ops crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Untouchable(ArrayDataset):
     """A dataset that fails the test if anything reads its images, labels or masks."""
 

@@ -22,15 +22,6 @@ from tests.helpers import tiny_config
 FAST_VAL = SamplingOptions(sampler="ddim", steps=5, samples=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine these tiny networks crawl with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def colour_dataset(n: int, seed: int, size: int = 128) -> ArrayDataset:
     """Images whose class is told by a bright square's colour channel: learnable in a few steps."""
     rng = np.random.default_rng(seed)
