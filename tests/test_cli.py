@@ -205,6 +205,31 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     assert "trained from the local stage" in capsys.readouterr().err
     assert main([*other[:4], str(tmp_path / "late"), *other[5:], "--local-init", "global"]) == 2
     assert "one backbone for both branches" in capsys.readouterr().err
+    # ... with an encoder of the denoiser's own, started from the global network, on the full input
+    enc = [
+        *more[:4],
+        str(tmp_path / "enc"),
+        *more[5:],
+        "--start-stage",
+        "encoder",
+        "--encoder-init",
+        "global",
+    ]
+    enc += ["--encoder-backbone", "test_efficientnet", "--encoder-view", "full", "--encoder-epochs", "1"]
+    enc += ["--diffusion-epochs", "1", "--cache-views", "2", "--precision", "float32", "--batch-size", "4"]
+    assert main(enc) == 0
+    log = json.loads((tmp_path / "enc" / "train_log.json").read_text())
+    assert log["history"][0]["new"] == ["encoder_backbone", "encoder_view"]
+    assert [h["stage"] for h in log["history"][:2]] == ["encoder", "encoder"]
+    tc = log["train_config"]
+    assert (tc["encoder_init"], tc["cache_views"], tc["precision"], tc["encoder_epochs"]) == (
+        "global",
+        2,
+        "float32",
+        1,
+    )
+    cfg = json.loads((tmp_path / "enc" / "config.json").read_text())
+    assert (cfg["encoder_backbone"], cfg["encoder_view"]) == ("test_efficientnet", "full")
     assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
     assert "is not a model folder" in capsys.readouterr().err
     assert main(["train", "--task", "fundus", "--out", str(tmp_path / "x"), "--init-from", str(out)]) == 2
