@@ -547,8 +547,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "cached-view-always-0",
         "diffmic/conditioning.py",
-        "view = x if v == 0 else augment(x, generator)",
-        "view = x",
+        "view = training_batch(pixels, model.config, generator if v else None)",
+        "view = training_batch(pixels, model.config, None)",
         "the cache's augmented views are all the unaugmented image",
         TRAIN,
     ),

@@ -3,8 +3,9 @@
 After stage 1 the DCG is frozen, so everything the denoiser head reads — the conditioning vector (image
 features and attention-pooled ROI embeddings) and the fused, global and local priors — is a fixed
 function of the input. ``build_cache`` computes it for several augmented views of every image (view 0
-unaugmented; the others through the training transform), and the head then trains for hundreds of
-epochs on these rows at the cost of a small MLP, instead of running two CNNs at every step.
+unaugmented; the others through the training transform, ``transforms.training_batch``), and the head then
+trains for hundreds of epochs on these rows at the cost of a small MLP, instead of running two CNNs at
+every step.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from .data.datasets import batch_of
 from .model import DiffMIC
-from .transforms import augment, normalise
+from .transforms import training_batch
 
 PRIORS = ("fused", "global", "local")
 
@@ -87,10 +88,9 @@ def build_cache(
     starts = range(0, len(dataset), batch_size)
     for start in tqdm(starts, desc="conditioning cache", disable=not progress, leave=False):
         pixels, _ = batch_of(dataset, np.arange(start, min(start + batch_size, len(dataset))))
-        x = normalise(pixels.numpy(), model.config)
         per_view = []
         for v in range(views):
-            view = x if v == 0 else augment(x, generator)
+            view = training_batch(pixels, model.config, generator if v else None)
             per_view.append(conditioning_of(model, view.to(model.device)))
         features.append(torch.stack([f for f, _ in per_view], 1).cpu().numpy())
         priors.append(torch.stack([p for _, p in per_view], 1).cpu().numpy())

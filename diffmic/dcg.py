@@ -146,7 +146,11 @@ class DualGuidance(nn.Module):
 
     def global_branch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CAM (B, C, S, S), global logits (B, C) and pooled features (B, Dg) of a batch of inputs."""
-        fmap = self.global_net.forward_features(self.global_view(x))
+        return self.global_branch_of_view(self.global_view(x))
+
+    def global_branch_of_view(self, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``global_branch`` of inputs already reduced to the global view (image_size px)."""
+        fmap = self.global_net.forward_features(view)
         if fmap.dim() != 4:
             raise ValueError(
                 f"global backbone {self.config.global_backbone!r} must give a (B, C, H, W) "

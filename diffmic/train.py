@@ -54,9 +54,9 @@ from .model import DiffMIC, check_encoder_from_global, resolve_device
 from .ood import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
-from .precision import PRECISIONS, autocast, channels_last, training_dtype
+from .precision import PRECISIONS, autocast, training_dtype
 from .selection import choose_explanations, choose_roi_map
-from .transforms import augment, normalise
+from .transforms import normalise, training_batch
 from .uncertainty import answer_from_labels
 
 STAGES = ("global", "local", "encoder", "diffusion")  # "encoder" only for a model with an encoder
@@ -338,19 +338,18 @@ class Trainer:
         self.cfg.validate()
 
     # ------------------------------------------------------------ one optimisation step
-    def _images(self, idx: np.ndarray, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def _images(self, idx: np.ndarray, pool: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch (augmented, channels-last; average-pooled by ``pool``) and its labels."""
         pixels, labels = batch_of(self.splits.train, idx)
-        x = normalise(pixels.numpy(), self.cfg)
-        if train and self.tc.augment:
-            x = augment(x, self.generator)
-        x = channels_last(x) if self.dtype != torch.float32 else x
+        x = training_batch(pixels, self.cfg, self.generator if self.tc.augment else None, pool)
         return x.to(self.device), labels.to(self.device)
 
     def _image_loss(self, stage: str, idx: np.ndarray) -> torch.Tensor:
-        x, y = self._images(idx)
         dcg = self.model.dcg
-        if stage == "global":
-            return global_loss(dcg.global_branch(x)[1], y)
+        if stage == "global":  # the global network reads only the global view: pooled before augmenting
+            view, y = self._images(idx, pool=self.cfg.local_scale)
+            return global_loss(dcg.global_branch_of_view(view)[1], y)
+        x, y = self._images(idx)
         if stage == "local":
             return local_loss(dcg(x), y)
         if stage == "encoder":

@@ -50,3 +50,38 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     gain = 0.85 + 0.3 * torch.rand(b, 1, 1, 1, generator=generator)
     shift = 0.2 * (r[:, 3].view(b, 1, 1, 1) - 0.5)
     return x * gain + shift
+
+
+def training_batch(
+    pixels: torch.Tensor, config: DiffMICConfig, generator: torch.Generator | None = None, pool: int = 1
+) -> torch.Tensor:
+    """uint8 pixels (B, S, S, 3) → the normalised float batch (B, 3, S / pool, S / pool), augmented as
+    ``augment(normalise(pixels))`` when a generator is given (the same draws, equal to float rounding).
+
+    The fast path of training: the batch stays channels-last (the pixels' own layout), is average-pooled
+    before anything else (``pool`` = local_scale gives the global view at a quarter of the cost: pooling
+    commutes with the flips and the per-channel affine maps), flips only the images drawn for a flip,
+    and normalisation and brightness/contrast jitter are one multiply-add."""
+    x = pixels.permute(0, 3, 1, 2).float()  # a channels-last view of the (B, S, S, 3) pixels
+    if pool > 1:
+        x = torch.nn.functional.avg_pool2d(x, pool)
+    b = x.shape[0]
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    gain, shift = torch.ones(b, 1, 1, 1), torch.zeros(b, 1, 1, 1)
+    if generator is not None:
+        r = torch.rand(b, 4, generator=generator)
+        for column, flip in (
+            (0, lambda v: v.flip(-1)),
+            (1, lambda v: v.flip(-2)),
+            (2, lambda v: v.transpose(-1, -2)),
+        ):
+            chosen = r[:, column] < 0.5
+            if chosen.any():
+                x[chosen] = flip(x[chosen])
+        gain = 0.85 + 0.3 * torch.rand(b, 1, 1, 1, generator=generator)
+        shift = 0.2 * (r[:, 3].view(b, 1, 1, 1) - 0.5)
+    # ((p / 255 - mean) / std) * gain + shift, as one multiply-add
+    scale = gain / (255.0 * std)
+    offset = shift - mean * gain / std
+    return torch.addcmul(offset, x, scale)
