@@ -6,8 +6,11 @@ on them), generated training images read from the memory-mapped shards (``--n``)
 ``_step``, after a warm-up step, median of ``--batches`` batches of ``--batch-size``:
 
 - ``global_images_per_s``, ``local_images_per_s`` (and ``encoder_images_per_s`` with ``--encoder NAME``: the
-  denoiser's own encoder on the full 256 px input), each under ``precision`` float32 and auto, and their
-  ratio ``speedup_*``;
+  denoiser's own encoder on the full 256 px input), each three ways: ``before`` (float32, the batch made as
+  before this round: normalised and augmented at the full 256 px, ``augment(normalise(x))``, pooled after),
+  ``float32`` (the fast batch, ``transforms.training_batch``) and ``fast`` (that batch under
+  ``precision="auto"``: bfloat16 autocast + channels-last where the hardware has it); ``speedup_*`` is
+  fast / before;
 - ``cache_images_per_s``: building the conditioning cache (one view; float32, as inference);
 - ``cached_epoch_s``: one epoch of the cached diffusion stage (a small MLP on cached rows);
 - ``unit_s``: one resnet18 forward at 224 px, batch 1, in the same run (``benchmarks/units.py``).
@@ -35,9 +38,19 @@ from units import resnet18_unit  # noqa: E402
 
 from diffmic.conditioning import build_cache  # noqa: E402
 from diffmic.config import DiffMICConfig  # noqa: E402
-from diffmic.data.datasets import Splits, synthetic_splits  # noqa: E402
+from diffmic.data.datasets import Splits, batch_of, synthetic_splits  # noqa: E402
 from diffmic.precision import training_dtype  # noqa: E402
 from diffmic.train import TrainConfig, Trainer  # noqa: E402
+from diffmic.transforms import augment, normalise  # noqa: E402
+
+
+class BeforeTrainer(Trainer):
+    """The trainer with the batch made as before this round: normalised and augmented at full size."""
+
+    def _images(self, idx: np.ndarray, pool: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, labels = batch_of(self.splits.train, idx)
+        x = augment(normalise(pixels.numpy(), self.cfg), self.generator)
+        return (torch.nn.functional.avg_pool2d(x, pool) if pool > 1 else x), labels
 
 
 def images_per_s(trainer: Trainer, stage: str, batches: int, batch_size: int) -> float:
@@ -60,11 +73,11 @@ def measure(splits: Splits, cfg: DiffMICConfig, args: argparse.Namespace) -> dic
     """The figures of the module docstring."""
     out: dict = {"unit_s": round(resnet18_unit(), 4), "batch_size": args.batch_size}
     stages = ["global", "local"] + (["encoder"] if cfg.encoder_backbone else [])
-    for precision in ("float32", "auto"):
+    ways = (("before", "float32", BeforeTrainer), ("float32", "float32", Trainer), ("fast", "auto", Trainer))
+    for key, precision, kind in ways:
         tc = TrainConfig(out_dir="/tmp/diffmic-train-speed", batch_size=args.batch_size, precision=precision)
         torch.manual_seed(0)
-        trainer = Trainer(cfg, tc, splits)
-        key = "float32" if precision == "float32" else "fast"
+        trainer = kind(cfg, tc, splits)
         out[f"{key}_dtype"] = str(training_dtype(precision, trainer.device)).removeprefix("torch.")
         for stage in stages:
             out[f"{stage}_images_per_s_{key}"] = round(
@@ -73,7 +86,7 @@ def measure(splits: Splits, cfg: DiffMICConfig, args: argparse.Namespace) -> dic
     for stage in stages:
         out[f"{stage}_images_per_s"] = out[f"{stage}_images_per_s_fast"]
         out[f"speedup_{stage}"] = round(
-            out[f"{stage}_images_per_s_fast"] / out[f"{stage}_images_per_s_float32"], 2
+            out[f"{stage}_images_per_s_fast"] / out[f"{stage}_images_per_s_before"], 2
         )
 
     n_cache = min(args.cache_images, len(splits.train))
@@ -133,11 +146,15 @@ def main() -> None:
     unit = out["unit_s"]
     print(f"training speed, fundus architecture, batch {args.batch_size}, {args.threads} threads")
     print(f"unit: one resnet18-224 forward = {unit * 1000:.1f} ms")
-    print(f"{'stage':10s} {'float32 img/s':>14s} {out['fast_dtype'] + ' img/s':>16s} {'speed-up':>9s}")
+    print(
+        f"images/s: before (float32, full-size batch) | float32, fast batch | {out['fast_dtype']}, fast batch"
+    )
     for stage in ("global", "local", "encoder"):
         if f"{stage}_images_per_s" in out:
-            slow, fast = out[f"{stage}_images_per_s_float32"], out[f"{stage}_images_per_s_fast"]
-            print(f"{stage:10s} {slow:14.1f} {fast:16.1f} {out[f'speedup_{stage}']:8.2f}x")
+            before, plain, fast = (out[f"{stage}_images_per_s_{k}"] for k in ("before", "float32", "fast"))
+            print(
+                f"{stage:8s} {before:8.1f} {plain:8.1f} {fast:8.1f}   {out[f'speedup_{stage}']:.2f}x faster"
+            )
     print(f"conditioning cache: {out['cache_images_per_s']:.1f} images/s (one view)")
     print(f"cached diffusion epoch over {out['train_images']} images: {out['cached_epoch_s']:.2f} s")
 
