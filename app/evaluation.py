@@ -67,8 +67,11 @@ def map_labels(dataset_classes: list[str], model_classes: list[str]) -> list[int
     return [class_index(name, model_classes) for name in dataset_classes]
 
 
-def metrics_markdown(result: dict[str, Any], what: str, source: str, skipped: str) -> str:
-    """Headline metrics of DiffMIC and of its priors."""
+def metrics_markdown(
+    result: dict[str, Any], what: str, source: str, skipped: str, best: float | None = None
+) -> str:
+    """Headline metrics of DiffMIC and of its priors (and ``best``, the best accuracy possible on these
+    images, for generated ones)."""
     kappa = "quadratic-weighted κ" if result["diffmic"].get("kappa_weights") == "quadratic" else "Cohen's κ"
     steps = result["steps"] or "all T"
     lines = [
@@ -86,9 +89,17 @@ def metrics_markdown(result: dict[str, Any], what: str, source: str, skipped: st
             f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
             f"{m['kappa']:.3f} | {m['ece']:.3f} |"
         )
+    if best is not None:
+        lines.append(f"| best possible on these images | {best:.3f} | | | |")
+    lines += ["", "ECE: expected calibration error (0 = the probabilities are honest)."]
+    if best is not None:
+        lines += [
+            "",
+            f"Best possible: {best:.3f}, the accuracy of the Bayes rule on what each generated image "
+            "shows (its lesions). No classifier can expect more: the images it misses show the lesions "
+            "of a neighbouring class, and those errors are irreducible.",
+        ]
     lines += [
-        "",
-        "ECE: expected calibration error (0 = the probabilities are honest).",
         "",
         report.disclaimer_markdown(),
     ]
@@ -177,6 +188,7 @@ class Evaluation:
     ) -> tuple:
         """The same results on held-out generated test images of the model's (built-in) task."""
         from diffmic.data.datasets import synthetic_splits
+        from diffmic.data.synthetic.ceiling import best_possible
 
         selection = self.registry.get(model_choice)
         note, usable = generated_note(selection.task)
@@ -191,7 +203,8 @@ class Evaluation:
                 f"this model's classes ({', '.join(model_classes)}) are not the {selection.task} task's"
             )
         names = [f"generated #{i + 1}" for i in range(len(splits.test))]
-        return self._score(selection, splits.test, names, options, "generated test images", "")
+        best = best_possible(selection.task, len(splits.test))
+        return self._score(selection, splits.test, names, options, "generated test images", "", best)
 
     def generated_button(self, model_choice: str) -> tuple:
         """The generated-images button and its sentence for a model."""
@@ -206,6 +219,7 @@ class Evaluation:
         options: SamplingOptions,
         what: str,
         skipped: str,
+        best: float | None = None,
     ) -> tuple:
         from diffmic.evaluate import evaluate
 
@@ -219,7 +233,7 @@ class Evaluation:
             writer.writerows(rows)
         notice = f"\n\n**Note:** {selection.notice}" if selection.notice else ""
         return (
-            metrics_markdown(result, what, selection.source, skipped) + notice,
+            metrics_markdown(result, what, selection.source, skipped, best) + notice,
             figures.confusion_figure(result["diffmic"]["confusion_matrix"], classes),
             gr.update(
                 value=[[*r[:-1], "yes" if r[-1] else "no"] for r in rows],

@@ -119,10 +119,18 @@ def measured_note(evaluation: dict | None) -> str:
     ]
     if not parts:
         return ""
+    best = evaluation.get("ceiling")
+    limit = (
+        f" No classifier can do better than {best:.0%} on these images: the rest show the lesions of a "
+        "neighbouring class, and those errors are irreducible (the Bayes rule on what each image shows)."
+        if best
+        else ""
+    )
     return (
         f"\n\nOn {evaluation.get('n', '?')} held-out generated images this model is right: "
         + ", ".join(parts)
         + "."
+        + limit
     )
 
 

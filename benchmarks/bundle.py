@@ -112,6 +112,10 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
                 r = accuracy[m]
                 cells = " | ".join(f"{r[k]:.3f}" for k in ("accuracy", "macro_f1", "kappa", "ece"))
                 lines.append(f"| {m} | {cells} |")
+        if "ceiling" in accuracy:
+            lines.append(
+                f"| best possible (Bayes rule on what each image shows) | {accuracy['ceiling']:.3f} | | | |"
+            )
         lines += [f"\n{sentence}" for sentence in comparisons(accuracy)]
         lines += [
             "",
@@ -139,11 +143,14 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
 
 
 def evaluation(accuracy: dict) -> dict:
-    """What the app's Learn tab reads (``evaluation.json``): each method's held-out accuracy and macro-F1."""
+    """What the app's Learn tab reads (``evaluation.json``): each method's held-out accuracy and macro-F1,
+    and the best accuracy possible on those images (``ceiling``)."""
     meta = accuracy.get("_meta", {})
     out = {k: meta.get(k) for k in ("n", "sampler", "steps", "samples")}
     for key in ("accuracy", "macro_f1"):
         out[key] = {m: accuracy[m][key] for m in METHODS if m in accuracy}
+    if "ceiling" in accuracy:
+        out["ceiling"] = accuracy["ceiling"]
     return out
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -25,6 +26,7 @@ from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
 from app.settings import Settings
 from app.ui import build_demo
+from diffmic.data.synthetic.ceiling import best_possible
 from diffmic.hub import ModelLoadError
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
@@ -527,6 +529,9 @@ def test_learn_says_how_the_model_does_when_its_figures_are_stored(two_models):
         assert (
             "the prior alone 80%" in note and "DiffMIC (8 chains averaged) 85%" in note and "CNN" not in note
         )
+        assert "No classifier" not in note  # no ceiling stored: none claimed
+        stored.write_text(json.dumps({**figures, "ceiling": 0.932}))
+        assert "No classifier can do better than 93% on these images" in lessons.run("derm", "generated")[9]
         stored.write_text("{not json")
         assert two_models.evaluation_of("derm") is None  # a broken file is ignored, not a crash
     finally:
@@ -558,6 +563,9 @@ def test_evaluate_on_generated_test_images(registry, monkeypatch):
     monkeypatch.setattr("app.evaluation.GENERATED_TEST_IMAGES", 10)
     metrics, confusion, table, table_csv, error = Evaluation(registry).run_generated("fundus", "DDIM", 5, 1)
     assert error["visible"] is False and "10 generated test images" in metrics
+    best = best_possible("fundus", 10)  # the Bayes ceiling of exactly these ten images
+    assert f"| best possible on these images | {best:.3f} |" in metrics and "irreducible" in metrics
+    assert "best possible" not in metrics_markdown_of_a_zip(registry)
     assert [row[0] for row in table["value"][:2]] == ["generated #1", "generated #2"]
     assert generated_note("fundus")[1] is True
     note, usable = generated_note("custom")
@@ -585,3 +593,12 @@ def test_dataset_helpers(tmp_path):
     (tmp_path / "only" / "B").mkdir()
     assert dataset_root(tmp_path) == tmp_path / "only"
     assert map_labels(["0_No DR", "Moderate", "AKIEC"], FUNDUS) == [0, 2, None]
+
+
+def metrics_markdown_of_a_zip(registry) -> str:
+    """The Evaluate tab's metrics for an uploaded dataset (no ceiling is known for it)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        archive = make_dataset_zip(Path(folder) / "fundus", n_per_class=1, task="fundus")
+        return Evaluation(registry).run(str(archive), "fundus", "DDIM", 5, 1)[0]
