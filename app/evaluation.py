@@ -127,7 +127,7 @@ def error_outputs(message: str) -> tuple:
 
 def generated_note(task: str | None) -> tuple[str, bool]:
     """The sentence beside "Try it on generated test images", and whether the button works for ``task``."""
-    from diffmic.data.synthetic import TASKS as GENERATORS
+    from diffmic.data.synthetic import GENERATORS
 
     if task in GENERATORS:
         return (
@@ -136,7 +136,7 @@ def generated_note(task: str | None) -> tuple[str, bool]:
             True,
         )
     return (
-        "Generated test images exist only for the built-in tasks (fundus, derm, placenta); "
+        f"Generated test images exist only for the built-in tasks ({', '.join(GENERATORS)}); "
         "this model's task is not one of them, so upload a labelled zip.",
         False,
     )

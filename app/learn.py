@@ -180,8 +180,7 @@ class Lessons:
         if example != GENERATED:
             label = next(e.label for e in list_examples(self.settings.assets_dir) if str(e.path) == example)
             return read_upload(example), label
-        from diffmic.data.synthetic import TASKS as GENERATORS
-        from diffmic.data.synthetic import generate_sample
+        from diffmic.data.synthetic import GENERATORS, generate_sample
 
         size = pipe.config.input_size
         if task not in GENERATORS:

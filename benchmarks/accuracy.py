@@ -43,6 +43,7 @@ from diffmic.evaluate import predict_dataset, report_from_predictions  # noqa: E
 from diffmic.metrics import classification_summary, paired_bootstrap_ci  # noqa: E402
 from diffmic.options import APP_DEFAULT, SamplingOptions  # noqa: E402
 from diffmic.pipeline import DiffMICPipeline  # noqa: E402
+from diffmic.tasks import generated_tasks  # noqa: E402
 
 KEYS = ("accuracy", "macro_f1", "kappa", "ece")
 METHODS = ("cnn", "global", "local", "fused", "diffmic", "diffmic_single")
@@ -161,7 +162,7 @@ def comparisons(res: dict) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
+    p.add_argument("--tasks", nargs="+", default=generated_tasks())
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--sampler", default=APP_DEFAULT.sampler)
     p.add_argument("--steps", type=int, default=APP_DEFAULT.steps)

@@ -42,12 +42,12 @@ def realistic_model(weights: Path) -> None:
     import torch
 
     from diffmic.config import DiffMICConfig
-    from diffmic.data.synthetic import TASKS
+    from diffmic.data.synthetic import GENERATORS
     from diffmic.model import DiffMIC
 
     torch.manual_seed(0)
     config = DiffMICConfig(
-        class_names=list(TASKS["fundus"].class_names),
+        class_names=list(GENERATORS["fundus"].class_names),
         task="fundus",
         ordinal=True,
         image_size=128,
@@ -63,10 +63,10 @@ def example_image(folder: Path) -> Path:
     """A generated fundus image (512 px, as a user upload would be larger than the model input)."""
     from PIL import Image
 
-    from diffmic.data.synthetic import TASKS, generate_sample
+    from diffmic.data.synthetic import GENERATORS, generate_sample
 
     sample = generate_sample("fundus", 0, 0, 512)
-    name = TASKS["fundus"].class_names[sample.label].lower().replace(" ", "_")
+    name = GENERATORS["fundus"].class_names[sample.label].lower().replace(" ", "_")
     path = folder / "fundus" / f"{name}_0.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sample.image).save(path)

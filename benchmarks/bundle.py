@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import METHODS, comparisons  # noqa: E402
-from diffmic.data.synthetic import TASKS  # noqa: E402
+from diffmic.data.synthetic import GENERATORS  # noqa: E402
 from diffmic.hub import EVALUATION_NAME, default_model_card  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
-from diffmic.tasks import DISCLAIMER  # noqa: E402
+from diffmic.tasks import DISCLAIMER, generated_tasks  # noqa: E402
 
 
 def minutes(seconds: float | None) -> str:
@@ -65,7 +65,7 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
     lines = [
         "## Data",
         "",
-        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({TASKS[task].description}). 3,000 "
+        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({GENERATORS[task].description}). 3,000 "
         "generated images at 256 px (85 % training, 15 % validation for early stopping, selection, "
         "calibration and every choice below); the test figures use held-out generated images whose indices "
         "were never used in training or validation.",
@@ -162,7 +162,7 @@ def read_json(path: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, required=True, help="folder holding <task>/ and cnn_<task>/ runs")
-    p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
+    p.add_argument("--tasks", nargs="+", default=generated_tasks())
     p.add_argument("--accuracy", type=Path)
     p.add_argument("--faithfulness", type=Path)
     p.add_argument("--cards-only", action="store_true", help="rewrite the cards of weights/ without copying")

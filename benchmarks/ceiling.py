@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffmic.data.synthetic.ceiling import best_possible, ceiling, expected_ceiling  # noqa: E402
+from diffmic.data.synthetic.ceiling import LAWS, best_possible, ceiling, expected_ceiling  # noqa: E402
+from diffmic.tasks import generated_tasks  # noqa: E402
 
 FRESH_START = 20_000_000  # beyond the training, test and example indices
 
@@ -52,7 +53,7 @@ def table(results: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
+    p.add_argument("--tasks", nargs="+", default=[t for t in generated_tasks() if t in LAWS])
     p.add_argument("--n", type=int, default=500, help="test images (accuracy.py's: 500)")
     p.add_argument("--fresh", type=int, default=50_000, help="fresh plans for the Monte-Carlo check")
     p.add_argument("--json", action="store_true")

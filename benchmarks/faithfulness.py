@@ -30,6 +30,7 @@ from diffmic.data.datasets import synthetic_splits  # noqa: E402
 from diffmic.options import SamplingOptions  # noqa: E402
 from diffmic.pipeline import DiffMICPipeline  # noqa: E402
 from diffmic.selection import box_hits, lesion_images, points_at_lesion  # noqa: E402
+from diffmic.tasks import generated_tasks  # noqa: E402
 
 KEYS = ("saliency", "patch", "gradcam", "roi_map", "any_patch", "gradcam_denoiser")
 ANSWER = SamplingOptions(sampler="ddim", steps=50, samples=8)  # the answer whose maps are scored
@@ -67,7 +68,7 @@ def score_task(task: str, weights: Path, n: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=["fundus", "derm", "placenta"])
+    p.add_argument("--tasks", nargs="+", default=generated_tasks())
     p.add_argument("--n", type=int, default=300, help="test images drawn (those with lesions are scored)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path, help="also write the JSON here")

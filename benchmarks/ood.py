@@ -33,7 +33,7 @@ from diffmic.hub import ModelLoadError  # noqa: E402
 from diffmic.imageio import ImageLoadError, load_image  # noqa: E402
 from diffmic.metrics import auroc  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
-from diffmic.tasks import TASKS  # noqa: E402
+from diffmic.tasks import generated_tasks  # noqa: E402
 from diffmic.transforms import normalise, resize_square  # noqa: E402
 
 # real images of other kinds, by the package that ships them and their path inside it
@@ -111,7 +111,7 @@ def evaluate_task(task: str, model: DiffMIC, n: int, foreign: dict[str, np.ndarr
     """AUROC (all, other tasks, real images), acceptance and real images flagged for one model."""
     size, threshold = model.config.input_size, model.config.ood_threshold
     inside = scores(model, test_images(task, n, size))
-    others = np.concatenate([scores(model, test_images(t, n, size)) for t in TASKS if t != task])
+    others = np.concatenate([scores(model, test_images(t, n, size)) for t in generated_tasks() if t != task])
     real = scores(model, list(foreign.values())) if foreign else np.zeros(0)
     closest = [list(foreign)[int(real.argmin())], float(real.min() / threshold)] if len(real) else None
     return {
@@ -159,7 +159,7 @@ def table(results: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder of <task>/ model folders")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=generated_tasks())
     p.add_argument("--n", type=int, default=300, help="held-out test images per task (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print {task: {auroc, accept_rate}}")
     p.add_argument("--out", type=Path, help="also write the full results (with the table's details) here")

@@ -34,7 +34,7 @@ from diffmic.data.datasets import synthetic_splits  # noqa: E402
 from diffmic.metrics import auroc  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
 from diffmic.ood import feature_part, fit_check, fit_threshold  # noqa: E402
-from diffmic.tasks import TASKS  # noqa: E402
+from diffmic.tasks import generated_tasks  # noqa: E402
 from diffmic.transforms import normalise, resize_square  # noqa: E402
 
 SETS = ("val", "in", "out")
@@ -74,7 +74,7 @@ def summary(val: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> dict[st
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="run folder: the model and conditioning.npz")
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, choices=generated_tasks())
     p.add_argument(
         "--train-size", type=int, default=3000, help="as given to train (fixes the validation split)"
     )
@@ -85,7 +85,7 @@ def main() -> None:
     size, local = model.config.input_size, model.dcg.local_dim
     train = ConditioningCache.load(args.run / "conditioning.npz")
     val_images = synthetic_splits(args.task, args.train_size, 0, size, seed=0).val.images
-    others = [test_images(t, args.n, size) for t in TASKS if t != args.task]
+    others = [test_images(t, args.n, size) for t in generated_tasks() if t != args.task]
     out_images = list(np.concatenate(others)) + list(foreign_images().values())
     data = dict(
         zip(

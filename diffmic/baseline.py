@@ -35,6 +35,7 @@ from .distributed import Distributed, epoch_batches
 from .ema import EMA
 from .metrics import macro_f1
 from .model import DiffMIC
+from .tasks import generated_tasks
 from .train import TrainConfig
 from .transforms import augment, normalise
 
@@ -233,7 +234,7 @@ def main() -> None:
     d, t = DiffMICConfig(), TrainConfig()
     p = argparse.ArgumentParser(description="Train (or export) the plain-CNN baseline.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=("fundus", "derm", "placenta"), help="train on a generated task")
+    src.add_argument("--task", choices=generated_tasks(), help="train on a generated task")
     src.add_argument("--from-model", help="export the global network of a trained DiffMIC folder")
     p.add_argument("--out", required=True)
     p.add_argument("--backbone", default=d.global_backbone)

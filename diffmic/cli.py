@@ -19,7 +19,7 @@ from .config import ENCODER_VIEWS, ROI_MAPS, ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .options import APP_DEFAULT, SamplingOptions
 from .precision import PRECISIONS
-from .tasks import TASKS
+from .tasks import TASKS, generated_tasks
 from .train import LOCAL_INITS, STAGES, TrainConfig
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _add_saved_model_args(p: argparse.ArgumentParser) -> None:
     """A saved model folder and the data it was trained on (to find its training / validation split)."""
     p.add_argument("folder", help="model folder (config.json + model.safetensors)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=list(TASKS), help="the built-in generated dataset of this task")
+    src.add_argument("--task", choices=generated_tasks(), help="the built-in generated dataset of this task")
     src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
     p.add_argument(
         "--train-size",
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that training reads memory-mapped (default: under DIFFMIC_CACHE, where `train --task` looks). "
         "Run it again with the same arguments to resume; a larger --n reuses the shards already written.",
     )
-    p.add_argument("--task", choices=list(TASKS), required=True)
+    p.add_argument("--task", choices=generated_tasks(), required=True)
     p.add_argument("--n", type=int, required=True, help="training + validation images")
     p.add_argument("--size", type=int, default=MODEL_DEFAULTS.input_size, help="pixels (default %(default)s)")
     p.add_argument("--seed", type=int, default=TRAIN_DEFAULTS.seed)
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--task", choices=list(TASKS), help="train on the built-in generated dataset of this task"
+        "--task", choices=generated_tasks(), help="train on the built-in generated dataset of this task"
     )
     src.add_argument("--data", help="ISIC2018 / APTOS2019 / image-folder dataset")
     p.add_argument("--out", required=True, help="output folder (model + checkpoint)")
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model folder or Hub repo id")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=list(TASKS), help="held-out generated test images of this task")
+    src.add_argument("--task", choices=generated_tasks(), help="held-out generated test images of this task")
     src.add_argument("--data", help="dataset folder (all of it, or its test part with --test-split)")
     p.add_argument("--test-size", type=int, default=500, help="generated test images (--task)")
     p.add_argument(

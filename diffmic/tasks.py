@@ -1,7 +1,9 @@
-"""The three built-in tasks (one table for the package, the CLI and the app) and the demo disclaimer.
+"""The task registry (one table for the package, the CLI, the app and the benchmarks) and the demo disclaimer.
 
-Each task mirrors one of the paper's datasets; the bundled demo models are trained on the procedural
-generator of the same name (``diffmic.data.synthetic``).
+Each built-in task mirrors one of the paper's datasets; the bundled demo models are trained on the
+procedural generator the task names (``TaskInfo.generator``, a module of ``diffmic.data.synthetic``).
+A new task is one more entry here: the generated data (``diffmic.data.synthetic.GENERATORS``), the CLI's
+choices, the app's notes and the benchmarks' defaults all read this table.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class TaskInfo:
     class_names: tuple[str, ...]
     full_names: tuple[str, ...]  # spelled out for people, same order as class_names
     ordinal: bool
+    # dotted path of the module that generates the task's images (``DESCRIPTION``, ``generate(rng, label,
+    # size)``, ``draw_plan(rng, label)``); None for a task with no generated data
+    generator: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -49,6 +54,7 @@ TASKS: dict[str, TaskInfo] = {
             "Proliferative DR",
         ),
         True,
+        generator="diffmic.data.synthetic.fundus",
     ),
     "derm": TaskInfo(
         "derm",
@@ -57,6 +63,7 @@ TASKS: dict[str, TaskInfo] = {
         ("NV", "MEL", "BCC", "BKL"),
         ("Melanocytic nevus", "Melanoma", "Basal cell carcinoma", "Benign keratosis"),
         False,
+        generator="diffmic.data.synthetic.derm",
     ),
     "placenta": TaskInfo(
         "placenta",
@@ -65,6 +72,7 @@ TASKS: dict[str, TaskInfo] = {
         ("Grade 0", "Grade I", "Grade II", "Grade III"),
         ("Grannum grade 0", "Grannum grade I", "Grannum grade II", "Grannum grade III"),
         True,
+        generator="diffmic.data.synthetic.placenta",
     ),
 }
 
@@ -78,3 +86,8 @@ def images_phrase(task: str) -> str:
     """How a sentence names a task's images: "the dermoscopy images" (or "the images" for a custom task)."""
     info = task_info(task)
     return f"the {info.modality} images" if info else "the images"
+
+
+def generated_tasks() -> list[str]:
+    """The registered tasks that have generated data (a ``generator``), in the registry's order."""
+    return [name for name, info in TASKS.items() if info.generator]

@@ -11,18 +11,18 @@ from PIL import Image
 
 from app.assets import class_index, label_from_filename, list_examples, normalise_name
 from app.settings import Settings, load_settings, server_port
-from diffmic.data.synthetic import TASKS, generate_sample
+from diffmic.data.synthetic import GENERATORS, generate_sample
 from tests.helpers import tiny_model
 
-FUNDUS = list(TASKS["fundus"].class_names)
+FUNDUS = list(GENERATORS["fundus"].class_names)
 
 
 def make_app_dirs(root: Path, n_examples: int = 5, tasks: tuple[str, ...] = ("fundus",)) -> Settings:
     """``root/weights/<task>`` (a tiny random model with the task's classes; its input is 128 px) for each
     of ``tasks`` and ``root/assets/fundus`` (``n_examples`` generated fundus images)."""
     for task in tasks:
-        names = list(TASKS[task].class_names)
-        model = tiny_model(len(names), class_names=names, task=task, ordinal=TASKS[task].ordinal)
+        names = list(GENERATORS[task].class_names)
+        model = tiny_model(len(names), class_names=names, task=task, ordinal=GENERATORS[task].ordinal)
         model.save_pretrained(root / "weights" / task)
     folder = root / "assets" / "fundus"
     folder.mkdir(parents=True)

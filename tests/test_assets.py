@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffmic.data.synthetic import TASKS
+from diffmic.data.synthetic import GENERATORS
 from diffmic.data.synthetic.examples import write_examples
 from diffmic.imageio import load_image
 
@@ -14,7 +14,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def test_every_task_has_examples_of_every_class():
-    for task, spec in TASKS.items():
+    for task, spec in GENERATORS.items():
         files = sorted((ASSETS / task).glob("*.png"))
         assert len(files) >= 3
         labels = {int(f.name.split("_")[0]) for f in files}
@@ -32,7 +32,7 @@ def assert_same_image(actual: np.ndarray, expected: np.ndarray, name: object) ->
 def test_examples_are_reproducible_from_the_generator(tmp_path):
     written = write_examples(tmp_path)
     pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == sum(s.num_classes for s in TASKS.values())
+    assert len(pngs) == sum(s.num_classes for s in GENERATORS.values())
     for path in pngs:
         bundled = ASSETS / path.relative_to(tmp_path)
         assert_same_image(np.asarray(Image.open(path)), np.asarray(Image.open(bundled)), bundled)

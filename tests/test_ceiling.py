@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from diffmic.data.synthetic import TASKS, derm, fundus, generate_dataset, generate_sample, placenta, plan_of
+from diffmic.data.synthetic import (
+    GENERATORS,
+    derm,
+    fundus,
+    generate_dataset,
+    generate_sample,
+    placenta,
+    plan_of,
+)
 from diffmic.data.synthetic import ceiling as C
 
 MODULES = {"fundus": fundus, "derm": derm, "placenta": placenta}
@@ -45,11 +53,11 @@ def test_derm_expected_ceiling_by_hand():
     assert (post[~melanocytic].argmax(1) == labels[~melanocytic]).all()
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(GENERATORS))
 def test_laws_match_the_samplers(task):
     """Each visible entry's distribution per class, as ``LAWS`` writes it, against the generator's own
     sampler: same support, frequencies within 0.035 (4000 draws)."""
-    spec, law = TASKS[task], C.LAWS[task]
+    spec, law = GENERATORS[task], C.LAWS[task]
     rng = np.random.default_rng(0)
     for c, dists in enumerate(law.classes):
         visible = np.array([law.visible(spec.draw_plan(rng, c)) for _ in range(4000)])
@@ -59,7 +67,7 @@ def test_laws_match_the_samplers(task):
             assert np.abs(counts / len(visible) - d.pmf(values)).max() < 0.035, (task, c, law.names[j])
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(GENERATORS))
 def test_fresh_images_agree_with_the_exact_expectation(task):
     expected = C.expected_ceiling(task)
     fresh = C.ceiling(task, range(30_000_000, 30_003_000), seed=0)
@@ -79,7 +87,7 @@ def _record(monkeypatch, module, name: str) -> list:
     return calls
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(GENERATORS))
 def test_rendering_uses_the_planned_plan(task, monkeypatch):
     """generate_sample draws exactly plan_of's plan for the same index, and (fundus, placenta) finds a site
     for every planned lesion, so the image shows the planned counts."""

@@ -107,12 +107,12 @@ def test_choose_explanations_command_rewrites_only_the_explanation_settings(tmp_
     from diffmic.cli import main
     from diffmic.config import DiffMICConfig
     from diffmic.data.datasets import synthetic_splits
-    from diffmic.data.synthetic import TASKS
+    from diffmic.data.synthetic import GENERATORS
     from diffmic.model import DiffMIC
     from tests.helpers import tiny_model
 
     folder = tmp_path / "model"
-    classes = list(TASKS["placenta"].class_names)
+    classes = list(GENERATORS["placenta"].class_names)
     tiny_model(4, class_names=classes, task="placenta", ordinal=True).save_pretrained(folder)
     before = DiffMICConfig.load(folder / "config.json").to_dict()
     # what the command must choose: the choices made here on the validation split it was told of

@@ -6,27 +6,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffmic.data.synthetic import TASKS, generate_dataset, generate_sample, label_of
+from diffmic.data.synthetic import GENERATORS, generate_dataset, generate_sample, label_of
 from diffmic.data.synthetic.preview import contact_sheet
 
-TASK_NAMES = sorted(TASKS)
+TASK_NAMES = sorted(GENERATORS)
 
 
 @pytest.fixture(scope="module", params=TASK_NAMES)
 def dataset(request):
     """Four blocks of samples (balanced) per task at 64 px, generated once."""
     task = request.param
-    n = 4 * TASKS[task].num_classes
+    n = 4 * GENERATORS[task].num_classes
     return task, generate_dataset(task, n, seed=7, size=64)
 
 
 def test_task_specs():
-    assert set(TASKS) == {"fundus", "derm", "placenta"}
-    assert TASKS["fundus"].class_names == ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
-    assert TASKS["fundus"].ordinal and TASKS["placenta"].ordinal and not TASKS["derm"].ordinal
-    assert TASKS["placenta"].class_names == ("Grade 0", "Grade I", "Grade II", "Grade III")
-    assert len(TASKS["derm"].class_names) == 4 and "MEL" in TASKS["derm"].class_names
-    for spec in TASKS.values():
+    assert set(GENERATORS) == {"fundus", "derm", "placenta"}
+    assert GENERATORS["fundus"].class_names == ("No DR", "Mild", "Moderate", "Severe", "Proliferative DR")
+    assert GENERATORS["fundus"].ordinal and GENERATORS["placenta"].ordinal and not GENERATORS["derm"].ordinal
+    assert GENERATORS["placenta"].class_names == ("Grade 0", "Grade I", "Grade II", "Grade III")
+    assert len(GENERATORS["derm"].class_names) == 4 and "MEL" in GENERATORS["derm"].class_names
+    for spec in GENERATORS.values():
         assert spec.description and callable(spec.generate) and callable(spec.draw_plan)
 
 
@@ -43,7 +43,7 @@ def test_deterministic_and_dtypes(task):
 
 def test_dataset_shapes_and_balance(dataset):
     task, (images, labels, masks) = dataset
-    k = TASKS[task].num_classes
+    k = GENERATORS[task].num_classes
     n = 4 * k
     assert images.shape == (n, 64, 64, 3) and images.dtype == np.uint8
     assert labels.shape == (n,) and labels.dtype == np.int64
@@ -56,7 +56,7 @@ def test_dataset_shapes_and_balance(dataset):
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_any_contiguous_range_is_balanced(task):
-    k = TASKS[task].num_classes
+    k = GENERATORS[task].num_classes
     for start, n in [(0, 50), (3, 37), (11, 100)]:
         counts = np.bincount([label_of(task, i, 1) for i in range(start, start + n)], minlength=k)
         assert counts.min() >= n // k - 1 and counts.max() <= n // k + 2
@@ -87,9 +87,9 @@ def test_masks_mark_exactly_the_diseased(dataset):
 def test_mask_grows_with_grade():
     """Ordinal tasks: more severe grades have, on average, more lesion area."""
     for task in ("fundus", "placenta"):
-        _, labels, masks = generate_dataset(task, 6 * TASKS[task].num_classes, seed=2, size=64)
+        _, labels, masks = generate_dataset(task, 6 * GENERATORS[task].num_classes, seed=2, size=64)
         area = masks.reshape(len(masks), -1).mean(1)
-        means = [area[labels == g].mean() for g in range(TASKS[task].num_classes)]
+        means = [area[labels == g].mean() for g in range(GENERATORS[task].num_classes)]
         assert means[0] == 0
         assert means[-1] > means[1] > 0
 
@@ -106,10 +106,10 @@ def _coarse(image: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_geometry_scales_with_size(task):
     """The same index is the same scene at any size: lesion boxes and coarse image content agree."""
-    index = next(i for i in range(20) if label_of(task, i, 0) == TASKS[task].num_classes - 1)
+    index = next(i for i in range(20) if label_of(task, i, 0) == GENERATORS[task].num_classes - 1)
     small, large = generate_sample(task, index, 0, 96), generate_sample(task, index, 0, 192)
     assert np.abs(_bbox(small.mask) - _bbox(large.mask)).max() < 0.04
-    other = generate_sample(task, index + TASKS[task].num_classes, 0, 96)
+    other = generate_sample(task, index + GENERATORS[task].num_classes, 0, 96)
     c_small, c_large, c_other = (_coarse(s.image) for s in (small, large, other))
     same = np.abs(c_small - c_large).mean()
     assert same < 8 and same < np.abs(c_small - c_other).mean()
@@ -136,7 +136,7 @@ def test_unknown_task_and_bad_arguments():
 
 def test_preview_sheet_has_a_row_per_class():
     sheet = contact_sheet("placenta", seed=0, size=32, per_class=2, zoom=1)
-    k = TASKS["placenta"].num_classes
+    k = GENERATORS["placenta"].num_classes
     assert sheet.size[1] == 4 + k * (32 + 4)
     pixels = np.asarray(sheet)
     assert (pixels == (0, 255, 255)).all(-1).any()  # some mask outline is drawn

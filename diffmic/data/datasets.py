@@ -119,7 +119,7 @@ def synthetic_splits(
     lesion masks. The split is a stratified one fixed by ``seed``."""
     from .readers import stratified_split
     from .shards import ShardDataset, store_dir, write_store
-    from .synthetic import TASKS
+    from .synthetic import GENERATORS
 
     if n_train:
         folder = write_store(task, n_train, seed, size, store_dir(task, seed, size), workers=workers)
@@ -136,7 +136,7 @@ def synthetic_splits(
     if n_test:
         ti, tl, tm = synthetic_arrays(task, n_test, seed, size, start=SYNTHETIC_TEST_START)
         test = ArrayDataset(ti, tl, tm)
-    spec = TASKS[task]
+    spec = GENERATORS[task]
     return Splits(train, val, test, list(spec.class_names), spec.ordinal)
 
 

@@ -1,10 +1,12 @@
 """Procedural medical-like images with ground-truth lesion masks, for training and testing the demo models.
 
-Three tasks mirror the paper's datasets: ``fundus`` (APTOS diabetic-retinopathy grades), ``derm``
-(ISIC dermoscopy) and ``placenta`` (placental-maturity ultrasound). In each, the class is decided by
-small local lesions, and adjacent classes overlap on purpose, so even the best possible classifier is
-right on only 91-95 % of the images (see each module's docstring for its exact rule, and ``ceiling`` for
-that best accuracy, computed from the generators' plans).
+The generators are listed in the task registry (``diffmic.tasks.TASKS``, each entry's ``generator``);
+``GENERATORS`` is the view of that registry as ``TaskSpec``s. Three tasks mirror the paper's datasets:
+``fundus`` (APTOS diabetic-retinopathy grades), ``derm`` (ISIC dermoscopy) and ``placenta``
+(placental-maturity ultrasound). In each, the class is decided by small local lesions, and adjacent
+classes overlap on purpose, so even the best possible classifier is right on only 91-95 % of the images
+(see each module's docstring for its exact rule, and ``ceiling`` for that best accuracy, computed from the
+generators' plans).
 
 Everything is a deterministic function of (task, seed, index, size): the label comes from a seeded
 permutation of each block of ``num_classes`` consecutive indices (so every contiguous range of
@@ -15,16 +17,19 @@ is the same picture at another resolution.
 
 from __future__ import annotations
 
+import importlib
 import zlib
+from collections.abc import Iterator, Mapping
+from functools import cache
 
 import numpy as np
 
-from ...tasks import TASKS as TASK_TABLE
-from . import derm, fundus, placenta
+from ...tasks import TASKS, TaskInfo
+from . import derm, fundus, placenta  # noqa: F401  (the built-in generators, importable as attributes)
 from .sample import Sample, TaskSpec
 
 __all__ = [
-    "TASKS",
+    "GENERATORS",
     "Sample",
     "TaskSpec",
     "generate_dataset",
@@ -34,17 +39,36 @@ __all__ = [
     "plan_of",
 ]
 
-TASKS: dict[str, TaskSpec] = {
-    name: TaskSpec(
-        name,
-        TASK_TABLE[name].class_names,
-        TASK_TABLE[name].ordinal,
-        module.DESCRIPTION,
-        module.generate,
-        module.draw_plan,
+
+@cache
+def _spec(info: TaskInfo) -> TaskSpec:
+    module = importlib.import_module(info.generator)
+    return TaskSpec(
+        info.name, info.class_names, info.ordinal, module.DESCRIPTION, module.generate, module.draw_plan
     )
-    for name, module in (("fundus", fundus), ("derm", derm), ("placenta", placenta))
-}
+
+
+class _Generators(Mapping[str, TaskSpec]):
+    """The registry's tasks that have a generator, as ``TaskSpec``s (read live, so a task added to
+    ``diffmic.tasks.TASKS`` is generated with no other change)."""
+
+    def __getitem__(self, task: str) -> TaskSpec:
+        info = TASKS.get(task)
+        if info is None or not info.generator:
+            raise KeyError(task)
+        return _spec(info)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, info in TASKS.items() if info.generator)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"GENERATORS({', '.join(self)})"
+
+
+GENERATORS: Mapping[str, TaskSpec] = _Generators()
 
 MIN_SIZE = 32
 _LABEL_STREAM = 1  # keeps the label permutations independent of the image streams
@@ -52,9 +76,9 @@ _LABEL_STREAM = 1  # keeps the label permutations independent of the image strea
 
 def get_task(task: str) -> TaskSpec:
     """The TaskSpec of a task name; ValueError listing the known names otherwise."""
-    if task not in TASKS:
-        raise ValueError(f"unknown synthetic task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[task]
+    if task not in GENERATORS:
+        raise ValueError(f"unknown synthetic task {task!r}; known tasks: {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[task]
 
 
 def _task_key(task: str) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..datasets import SYNTHETIC_TEST_START
-from . import TASKS, generate_sample, label_of
+from . import GENERATORS, generate_sample, label_of
 
 EXAMPLE_SEED = 0
 
@@ -28,7 +28,7 @@ def slug(name: str) -> str:
 
 def example_indices(task: str, per_class: int = 1) -> dict[int, list[int]]:
     """Held-out indices with each label, the first ``per_class`` of each."""
-    k = TASKS[task].num_classes
+    k = GENERATORS[task].num_classes
     found: dict[int, list[int]] = {c: [] for c in range(k)}
     index = SYNTHETIC_TEST_START + 500_000  # beyond the benchmark's test images too
     while any(len(v) < per_class for v in found.values()):
@@ -61,7 +61,7 @@ def write_dicom(pixels: np.ndarray, path: Path) -> None:
 def write_examples(out: Path, size: int = 256, per_class: int = 1) -> list[Path]:
     """Write ``out/<task>/<label>_<class>_<n>.png`` for every task and class; returns the paths."""
     written = []
-    for task, spec in TASKS.items():
+    for task, spec in GENERATORS.items():
         folder = out / task
         folder.mkdir(parents=True, exist_ok=True)
         for label, indices in example_indices(task, per_class).items():

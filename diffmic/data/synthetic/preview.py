@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import TASKS, generate_sample, get_task, label_of
+from . import GENERATORS, generate_sample, get_task, label_of
 from ._draw import outline
 
 OUTLINE_RGB = (0, 255, 255)
@@ -65,7 +65,7 @@ def contact_sheet(
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Save a grid of examples per class, with mask outlines.")
-    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("task", choices=sorted(GENERATORS))
     parser.add_argument("out", type=Path, help="output PNG path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=128)
