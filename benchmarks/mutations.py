@@ -351,7 +351,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ood-no-shrinkage",
-        "diffmic/ood.py",
+        "diffmic/ood_fit.py",
         "shrinkage = 0.0 if delta == 0 else float(min(beta, delta) / delta)",
         "shrinkage = 0.0",
         "the Ledoit-Wolf shrinkage never applied",
@@ -359,7 +359,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ood-threshold-off-by-one",
-        "diffmic/ood.py",
+        "diffmic/ood_fit.py",
         "return float(values[k - 1])",
         "return float(values[max(k - 2, 0)])",
         "the conformal threshold one rank too low (accepts fewer than promised)",

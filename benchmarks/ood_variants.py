@@ -3,7 +3,7 @@
 For a run folder of ``python -m diffmic train --task T`` (model + ``conditioning.npz``), fit each variant on
 the training conditioning, threshold it at 95 % of the validation images, and score the held-out test
 images (in-distribution) against the other tasks' test images and the real images of ``benchmarks/ood.py``:
-- Gaussians (``diffmic.ood.fit_check``) on the ``global``, ``local`` or ``both`` parts of the conditioning;
+- Gaussians (``ood_fit.fit_check``) on the ``global``, ``local`` or ``both`` parts of the conditioning;
   full Ledoit-Wolf covariance, the same on standardised features, or only the leading 32 / 128 principal
   directions; fitted on the unaugmented view or on every cached view;
 - baselines without fitting: 1 - the fused prior's top probability (MSP), the energy of the fused logits;
@@ -33,7 +33,8 @@ from diffmic.conditioning import ConditioningCache  # noqa: E402
 from diffmic.data.datasets import synthetic_splits  # noqa: E402
 from diffmic.metrics import auroc  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
-from diffmic.ood import feature_part, fit_check, fit_threshold  # noqa: E402
+from diffmic.ood import feature_part  # noqa: E402
+from diffmic.ood_fit import fit_check, fit_threshold  # noqa: E402
 from diffmic.tasks import generated_tasks  # noqa: E402
 from diffmic.transforms import normalise, resize_square  # noqa: E402
 

@@ -512,7 +512,8 @@ def cmd_fit_ood(args: argparse.Namespace) -> int:
     from .conditioning import build_cache
     from .hub import CONFIG_NAME, OOD_NAME
     from .model import DiffMIC
-    from .ood import fit_distribution_check, save_check
+    from .ood import save_check
+    from .ood_fit import fit_distribution_check
 
     folder = Path(args.folder)
     if not folder.is_dir():

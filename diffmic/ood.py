@@ -14,6 +14,8 @@ images and real images of other kinds as well as the global and local parts toge
 width) and far better than the attention-pooled ROI embedding alone, and the full shrunk covariance beat
 keeping the leading 32 or 128 principal directions and standardising the features first.
 
+The fitting (training code) lives in ``diffmic.ood_fit``; this module is the check a prediction runs.
+
 Stored beside the weights as ``ood.safetensors`` (a centre, a whitening projection and the class means in
 whitened coordinates: score = min_c ||W (f - centre) - m_c||^2 / K); the threshold and the settings live in
 config.json (``ood_threshold``, ``ood_features``, ``ood_acceptance``).
@@ -23,17 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from .config import DiffMICConfig
 from .hub import OOD_NAME, ModelLoadError, load_tensors, save_tensors
-
-if TYPE_CHECKING:
-    from .conditioning import ConditioningCache
-    from .model import DiffMIC
 
 FEATURE_PARTS = ("global", "local", "both")
 # what a prediction reports for a model saved without a distribution check
@@ -50,20 +48,6 @@ def feature_part(features: torch.Tensor | np.ndarray, part: str, local_dim: int)
     if part == "global":
         return features[..., :-local_dim]
     raise ValueError(f"unknown feature part {part!r}; use one of {', '.join(FEATURE_PARTS)}")
-
-
-def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Covariance of centred rows ``x`` (N, D) shrunk towards mu * I, and the shrinkage (in [0, 1])."""
-    n, d = x.shape
-    cov = x.T @ x / n
-    mu = np.trace(cov) / d
-    delta = ((cov - mu * np.eye(d)) ** 2).sum() / d
-    norms = (x**2).sum(1)
-    beta = ((norms**2).sum() / n - (cov**2).sum()) / (d * n)
-    shrinkage = 0.0 if delta == 0 else float(min(beta, delta) / delta)
-    shrunk = (1 - shrinkage) * cov
-    shrunk[np.diag_indices(d)] += shrinkage * mu
-    return shrunk, shrinkage
 
 
 @dataclass
@@ -113,59 +97,6 @@ class DistributionCheck:
                 "(fitted for another model or another ood_features setting?)"
             )
         return cls(center, projection, means)
-
-
-def fit_check(
-    features: np.ndarray, labels: np.ndarray, *, components: int | None = None, standardise: bool = False
-) -> DistributionCheck:
-    """Fit the class means and the shrunk shared covariance on training features (N, D) with labels (N,).
-
-    ``components`` keeps only the leading K principal directions of the within-class covariance (None:
-    all D); ``standardise`` shrinks the covariance of per-feature standardised features instead.
-    """
-    f = np.asarray(features, dtype=np.float64)
-    labels = np.asarray(labels)
-    center = f.mean(0)
-    std = f.std(0)
-    scale = np.maximum(std, 1e-6 * max(float(std.max()), 1e-12)) if standardise else np.ones(f.shape[1])
-    g = (f - center) / scale
-    classes = np.unique(labels)
-    means = np.stack([g[labels == c].mean(0) for c in classes])
-    within = g - means[np.searchsorted(classes, labels)]
-    cov, _ = ledoit_wolf(within)
-    values, vectors = np.linalg.eigh(cov)
-    order = np.argsort(values)[::-1][: components or len(values)]
-    values, vectors = np.maximum(values[order], 1e-12 * values.max()), vectors[:, order]
-    whiten = vectors.T / np.sqrt(values)[:, None]  # (K, D) in standardised coordinates
-    projection = whiten / scale[None, :]
-    return DistributionCheck(
-        torch.from_numpy(center).float(),
-        torch.from_numpy(projection).float(),
-        torch.from_numpy(means @ whiten.T).float(),
-    )
-
-
-def fit_threshold(scores: np.ndarray, acceptance: float) -> float:
-    """The threshold that accepts a fresh in-distribution image with probability >= ``acceptance``: the
-    ceil((n + 1) * acceptance)-th smallest of n validation scores (split conformal; the largest when n is
-    too small for that)."""
-    values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
-    if not values.size:
-        raise ValueError("fitting a threshold needs at least one validation score")
-    k = min(int(np.ceil((values.size + 1) * acceptance - 1e-9)), values.size)
-    return float(values[k - 1])
-
-
-def fit_distribution_check(
-    model: DiffMIC, train: ConditioningCache, val: ConditioningCache
-) -> tuple[DistributionCheck, float]:
-    """The check of a model fitted on its training conditioning (every view of every image) and the threshold
-    that accepts ``config.ood_acceptance`` of the validation images (their unaugmented view 0)."""
-    n, views, d = train.features.shape
-    rows = model.ood_features(train.features.reshape(n * views, d))
-    check = fit_check(rows, np.repeat(train.labels, views))
-    val_scores = check.score(model.ood_features(val.features[:, 0]))
-    return check, fit_threshold(val_scores, model.config.ood_acceptance)
 
 
 def verdict(score: float | None, threshold: float | None) -> dict[str, Any]:

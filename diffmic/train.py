@@ -51,7 +51,7 @@ from .ema import EMA
 from .losses import diffusion_loss, global_loss, local_loss
 from .metrics import macro_f1
 from .model import DiffMIC, check_encoder_from_global, resolve_device
-from .ood import fit_distribution_check
+from .ood_fit import fit_distribution_check
 from .options import APP_DEFAULT, SamplingOptions
 from .pipeline import DiffMICPipeline
 from .precision import PRECISIONS, autocast, training_dtype

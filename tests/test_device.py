@@ -14,7 +14,7 @@ from diffmic.chain import denoise_steps
 from diffmic.diffusion import make_sampler
 from diffmic.explain import _DenoiserY0
 from diffmic.lean import fold, lean_chain
-from diffmic.ood import fit_check
+from diffmic.ood_fit import fit_check
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from tests.fake_cuda import CUDA, DeviceMismatch, FakeCuda, FakeCudaTensor

@@ -16,15 +16,8 @@ from diffmic.data.datasets import ArrayDataset, folder_splits
 from diffmic.data.fixtures import write_image_folder_fixture
 from diffmic.hub import ModelLoadError
 from diffmic.model import DiffMIC
-from diffmic.ood import (
-    NO_OOD_CHECK,
-    DistributionCheck,
-    fit_check,
-    fit_distribution_check,
-    fit_threshold,
-    ledoit_wolf,
-    warning,
-)
+from diffmic.ood import NO_OOD_CHECK, DistributionCheck, warning
+from diffmic.ood_fit import fit_check, fit_distribution_check, fit_threshold, ledoit_wolf
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from tests.helpers import random_image, tiny_model
