@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from diffmic.chain import DenoiseState
+from diffmic.ood import assessable
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICOutput, Prepared
 from diffmic.tasks import TASKS
@@ -40,7 +41,6 @@ from .settings import STREAM_INTERVAL_S
 
 OUTPUTS = (
     "counter",
-    "ood",
     "answer",
     "trajectory",
     "look_for",
@@ -89,7 +89,6 @@ def cleared(**values: Any) -> tuple:
     """Every result emptied (the inputs changed or the run failed); ``values`` override."""
     empty = dict(
         counter="",
-        ood=hidden(),
         answer=WAITING,
         trajectory=figures.empty_figure("Run to see the label being denoised"),
         look_for="",
@@ -297,16 +296,12 @@ class Diagnosis:
     ) -> tuple:
         traj = output.trajectory
         T = sel.pipe.config.timesteps
-        ood = hidden()
-        if output.ood.get("flagged"):
-            accepting = self.registry.models_accepting(image, sel.task)
-            suggestions = [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
-            ood = gr.update(value=report.ood_markdown(sel.task, suggestions), visible=True)
+        fits = assessable(output.ood)
+        suggestions = [] if fits else self.suggestions(image, sel.task)
         figure = write_downloads(output, sel.source, name, T)
         return frame(
             counter=report.done_markdown(output.steps, output.seconds),
-            ood=ood,
-            answer=report.answer_markdown(output, sel.task),
+            answer=report.answer_markdown(output, sel.task, fits, suggestions),
             trajectory=figures.trajectory_figure(traj, T, labels=labels),
             bars=_bars(traj, labels, "Final probabilities"),
             heat=maps.heat_image(data, maps.DEFAULT_HEAT, maps.DEFAULT_OPACITY),
@@ -314,10 +309,15 @@ class Diagnosis:
             crops=maps.roi_crops(output),
             details=report.details_markdown(output, sel.task, sel.source),
             downloads=[str(p) for p in figure.files],
-            json=output.to_json(),
+            json=with_assessable(output.to_json()),
             maps=data,
             figure=figure,
         )
+
+    def suggestions(self, image: Image.Image, task: str) -> list[tuple[str, str]]:
+        """(name, title) of the bundled models of other tasks whose distribution check accepts ``image``."""
+        accepting = self.registry.models_accepting(image, task)
+        return [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
 
     # ------------------------------------------------------------------ map controls, figure
     @staticmethod
@@ -340,17 +340,28 @@ class Diagnosis:
     def predict(
         self, image: Any, model: str, sampler: str = "ddpm", steps: Any = 0, samples: Any = 1, seed: Any = 0
     ) -> dict:
-        """The ``predict`` endpoint: ``DiffMICOutput.to_json()``, as ``python -m diffmic predict --json``."""
+        """The ``predict`` endpoint: ``DiffMICOutput.to_json()``, as ``python -m diffmic predict --json``,
+        with ``assessable`` (``diffmic.ood.assessable``) beside ``ood``."""
         picture = read_upload(image)
         selection = self.registry.get(model)
         options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
         if selection.notice:
             gr.Warning(selection.notice.replace("**", "").replace("`", ""))
-        return selection.pipe(picture, options).to_json()
+        return with_assessable(selection.pipe(picture, options).to_json())
+
+
+def with_assessable(answer: dict) -> dict:
+    """The prediction JSON with ``"assessable": true/false`` right after ``ood``."""
+    out: dict = {}
+    for key, value in answer.items():
+        out[key] = value
+        if key == "ood":
+            out["assessable"] = assessable(value)
+    return out
 
 
 def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
-    """The bars at the latest step: mean of the runs, whiskers their middle half, the prior."""
+    """The bars at the latest step: mean of the runs (the card's numbers), whiskers their range, the prior."""
     last = np.array([traj.steps_done - 1])
     _, low, high = figures.chain_summary(traj, last)
     return figures.probability_bars(
@@ -367,7 +378,7 @@ def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> Fi
     csv_path = folder / f"{stem}.csv"
     csv_path.write_text(traj.to_csv())
     json_path = folder / f"{stem}.json"
-    json_path.write_text(traj.to_json({"model": source, "prediction": output.to_json()}))
+    json_path.write_text(traj.to_json({"model": source, "prediction": with_assessable(output.to_json())}))
     title = (
         f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
         f"{opts.samples} runs → {output.label}"

@@ -1,8 +1,9 @@
 """The Diagnose tab's layout and events (handlers: ``diagnose.Diagnosis``).
 
 Inputs on the left, with Run near the top (reachable without scrolling at 1400 x 900) and the error box
-right under the upload; on the right the counter, the distribution warning, the answer card, the
-trajectory with its sampler switch and the bars; under both, full width, where the model looked.
+right under the upload; on the right the counter, the answer card (which says first when the image
+cannot be assessed by the model), the trajectory with its sampler switch and the bars; under both,
+full width, where the model looked.
 """
 
 from __future__ import annotations
@@ -97,13 +98,6 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         with gr.Column(scale=2, min_width=340):
             counter = gr.Markdown("", label="step counter", elem_id="counter")
             notice = gr.Markdown("", label="model notice", elem_id="notice")
-            ood = gr.Markdown(
-                "",
-                label="distribution warning",
-                visible=False,
-                elem_classes="ood-warning",
-                elem_id="ood-warning",
-            )
             answer = gr.Markdown(WAITING, label="answer", elem_classes="answer-card", elem_id="answer")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
@@ -201,7 +195,6 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
 
     components = dict(
         counter=counter,
-        ood=ood,
         answer=answer,
         trajectory=trajectory,
         look_for=look_for,

@@ -1,7 +1,9 @@
 """Plotly figures of the app: the trajectory, the probability bars, the confusion matrix, a blank figure.
 
-The trajectory shows what a student should see: per class the median over the runs and the band of
-the middle half of them (interquartile range), starting at the prior where the chain starts (t = T).
+The trajectory shows per class the statistic the answer card reports, the mean over the runs of the class
+probabilities (``Trajectory.mean``, ``diffmic.uncertainty.answer_probabilities``), with the band of all
+the runs around it (min–max), starting at the prior where the chain starts (t = T) and ending at the
+card's numbers. The CSV download holds the same three per step (``Trajectory.to_csv``).
 Figures stay light for streaming: at most ~250 points per line, one filled polygon per band.
 """
 
@@ -73,11 +75,13 @@ def empty_figure(message: str, height: int = 340) -> go.Figure:
     return plotly_figure([], layout)
 
 
+BAND = "min–max"  # what the shaded band around each line is
+
+
 def chain_summary(traj: Trajectory, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median, 25th and 75th percentile over the runs (steps, C) at the steps ``idx``."""
-    probs = traj.probs[: traj.steps_done][idx]
-    low, median, high = np.percentile(probs, [25, 50, 75], axis=1)
-    return median, low, high
+    """The card's statistic and the band around it at the steps ``idx``, each (steps, C): the mean over
+    the runs, their minimum and their maximum (``Trajectory.mean``, ``low``, ``high``)."""
+    return traj.mean[idx], traj.low[idx], traj.high[idx]
 
 
 def trajectory_figure(
@@ -90,20 +94,23 @@ def trajectory_figure(
 ) -> go.Figure:
     """Every class's probability against t, from the prior at t = T down to the answer at t = 0.
 
-    Line: the median over the runs; band: their middle half (25th–75th percentile). ``labels`` are the
-    names shown on hover (full names), in class order.
+    Line: the mean over the runs (the answer card's statistic: the last point is the card's number);
+    band: the range of the runs (min–max), named in the legend and on hover. ``labels`` are the names
+    shown on hover (full names), in class order.
     """
     names = list(traj.class_names)
     labels = list(labels or names)
     idx = traj.plot_indices()
     x = [T] + traj.timesteps[idx].tolist()
-    median, low, high = chain_summary(traj, idx) if len(idx) else (np.zeros((0, len(names))),) * 3
+    mean, low, high = chain_summary(traj, idx) if len(idx) else (np.zeros((0, len(names))),) * 3
     start = traj.prior[None, :]
-    median, low, high = (np.concatenate([start, m]) for m in (median, low, high))
+    mean, low, high = (np.concatenate([start, m]) for m in (mean, low, high))
+    banded = traj.samples > 1 and len(x) > 1
+    runs = f"mean of {traj.samples} runs" if traj.samples > 1 else "the run"
     traces: list[dict] = []
     for c, name in enumerate(names):
         colour = class_colour(c)
-        if traj.samples > 1 and len(x) > 1:
+        if banded:
             traces.append(
                 dict(
                     type="scatter",
@@ -117,16 +124,33 @@ def trajectory_figure(
                     showlegend=False,
                 )
             )
+        line = dict(
+            type="scatter",
+            x=x,
+            y=np.round(mean[:, c], 4).tolist(),
+            mode="lines",
+            name=name,
+            legendgroup=name,
+            line=dict(color=colour, width=2.4),
+            hovertemplate=f"{labels[c]}: %{{y:.2f}} ({runs}) at t = %{{x}}<extra></extra>",
+        )
+        if banded:
+            line["customdata"] = np.round(np.stack([low[:, c], high[:, c]], 1), 4).tolist()
+            line["hovertemplate"] = (
+                f"{labels[c]}: %{{y:.2f}} ({runs}; {BAND} of the runs "
+                "%{customdata[0]:.2f}–%{customdata[1]:.2f}) at t = %{x}<extra></extra>"
+            )
+        traces.append(line)
+    if banded:  # a legend entry saying what the shaded bands are
         traces.append(
             dict(
                 type="scatter",
-                x=x,
-                y=np.round(median[:, c], 4).tolist(),
+                x=[None],
+                y=[None],
                 mode="lines",
-                name=name,
-                legendgroup=name,
-                line=dict(color=colour, width=2.4),
-                hovertemplate=f"{labels[c]}: %{{y:.2f}} at t = %{{x}}<extra></extra>",
+                name=f"shaded: {BAND} of the {traj.samples} runs",
+                line=dict(color=rgba("#6b7280", 0.35), width=10),
+                hoverinfo="skip",
             )
         )
     traces.append(
@@ -163,7 +187,10 @@ def band_note(samples: int) -> str:
     """What the lines and bands of ``trajectory_figure`` are, in one sentence."""
     if samples == 1:
         return "One run: the line is that run."
-    return f"Lines: the median of the {samples} runs; shaded: the middle half of them."
+    return (
+        f"Lines: the mean of the {samples} runs (what the answer gives); shaded: the range of the runs "
+        f"({BAND})."
+    )
 
 
 def probability_bars(
@@ -177,7 +204,7 @@ def probability_bars(
     prior_label: str = "prior",
     height: int = 300,
 ) -> go.Figure:
-    """Horizontal bars of the class probabilities (whiskers: the runs' middle half), the prior as diamonds."""
+    """Horizontal bars of the class probabilities (whiskers: ``low``–``high``), the prior as diamonds."""
     names = list(class_names)
     labels = list(labels or names)
     bar: dict = dict(

@@ -7,18 +7,19 @@ the same task (or the first available one) is used instead, and ``Selection.noti
 failures are remembered for a minute so an offline Space does not wait on the network at every click.
 
 The cache holds ``DiffMICPipeline`` objects: the pipeline owns the model, its preprocessing and its
-Grad-CAM copy, shared by all requests.
+Grad-CAM copy, shared by all requests. Where a flagged image may belong (``models_accepting``) is asked of
+each other bundled model's distribution check alone (no chain) and remembered per image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,8 +35,8 @@ from .settings import Settings
 
 HUB_RETRY_S = 60.0
 MAX_CACHED = 4
-# the distribution check, until the pipeline offers a cheaper one: the shortest possible run
-OOD_PROBE = SamplingOptions(sampler="ddim", steps=1, samples=1)
+MAX_SUGGESTIONS_CACHED = 64  # images whose suggested models are remembered
+WARM_UP = SamplingOptions(sampler="ddim", steps=1, samples=1)  # the shortest possible run
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,10 @@ class Selection:
         return self.pipe.config.task
 
 
-def check_distribution(pipe: DiffMICPipeline, image: Any) -> dict[str, Any]:
-    """The distribution check of one image under one model (``DiffMICOutput.ood``): the one place that
-    asks for it, so a cheaper package call can replace the one-step run here alone."""
-    return pipe(image, OOD_PROBE).ood
+def image_digest(image: Image.Image) -> str:
+    """A fingerprint of a decoded image's pixels (the key of the per-image suggestion cache)."""
+    pixels = np.ascontiguousarray(np.asarray(image))
+    return hashlib.sha1(f"{pixels.shape}{pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
 
 
 def _is_repo_id(text: str) -> bool:
@@ -89,6 +90,7 @@ class ModelRegistry:
         self._key_locks: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._hub_failures: dict[str, tuple[float, str]] = {}
+        self._accepting: OrderedDict[tuple, list[str]] = OrderedDict()
 
     # ------------------------------------------------------------------ what is offered
     def bundled(self) -> list[Bundled]:
@@ -188,20 +190,33 @@ class ModelRegistry:
         except ModelLoadError:
             return None
 
-    def models_accepting(self, image: Any, task: str) -> list[str]:
+    def models_accepting(self, image: Image.Image, task: str) -> list[str]:
         """The bundled models of other tasks whose distribution check accepts ``image`` (a decoded
-        image): where a flagged image may belong. Models without a check are never suggested."""
+        image): where a flagged image may belong. Only the checks run (``check_distribution``, no chain);
+        the answer is remembered per image, task and set of weights. Models without a check are never
+        suggested."""
+        bundled = [b for b in self.bundled() if b.available]
+        stamps = tuple((b.name, (b.folder / WEIGHTS_NAME).stat().st_mtime_ns) for b in bundled)
+        key = (image_digest(image), task, stamps)
+        with self._lock:
+            if key in self._accepting:
+                self._accepting.move_to_end(key)
+                return list(self._accepting[key])
         out = []
-        for name in self.available():
-            if self.task_of(name) == task:
+        for b in bundled:
+            if self.task_of(b.name) == task:
                 continue
             try:
-                ood = check_distribution(self.get(name).pipe, image)
+                ood = self.get(b.name).pipe.check_distribution(image)
             except ModelLoadError:
                 continue
             if ood.get("available") and not ood.get("flagged"):
-                out.append(name)
-        return out
+                out.append(b.name)
+        with self._lock:
+            self._accepting[key] = out
+            while len(self._accepting) > MAX_SUGGESTIONS_CACHED:
+                self._accepting.popitem(last=False)
+        return list(out)
 
     # ------------------------------------------------------------------ loading
     def get(self, choice: str) -> Selection:
@@ -289,5 +304,5 @@ def _load_from_hub(repo: str) -> DiffMICPipeline:
 def warm_up(pipe: DiffMICPipeline) -> None:
     """Run one tiny prediction and import the Grad-CAM code, so the first click is fast."""
     size = pipe.config.input_size
-    pipe(Image.fromarray(np.full((size, size, 3), 128, np.uint8)), OOD_PROBE)
+    pipe(Image.fromarray(np.full((size, size, 3), 128, np.uint8)), WARM_UP)
     import pytorch_grad_cam  # noqa: F401  (slow first import)

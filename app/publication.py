@@ -1,7 +1,7 @@
 """A publication-quality PNG of a trajectory, drawn with matplotlib (object API: safe across threads).
 
-It shows what the page shows: per class the median over the runs and their middle half, starting at
-the prior at t = T.
+It shows what the page shows: per class the mean over the runs (the answer's statistic) and their
+range (min–max), starting at the prior at t = T.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def trajectory_png(
     prior_label: str = "prior",
     dpi: int = 200,
 ) -> Path:
-    """Save the class probabilities against the timestep (median line, interquartile band, prior) as a PNG."""
+    """Save the class probabilities against the timestep (mean line, min–max band, prior) as a PNG."""
     fig = Figure(figsize=(7.0, 4.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -1,12 +1,16 @@
 """The words on the Diagnose page: the plain-language answer card, the statistics under "details", the
-step counter, the distribution warning and the model notice.
+step counter and the model notice.
 
 Class names are spelled out with their abbreviation (``diffmic.tasks``); probabilities are percentages
-called "probability"; a tie is called a tie. No emoji: they render as empty boxes without colour fonts.
+called "probability". How plainly the answer is stated follows ``diffmic.uncertainty.close_call`` (a clear
+answer, a close call, a tie), and an image the distribution check flags is not assessed: the card says so
+first and keeps the model's answer folded away, greyed and labelled unreliable. No emoji: they render as
+empty boxes without colour fonts.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +19,10 @@ import numpy as np
 
 from diffmic.pipeline import DiffMICOutput
 from diffmic.tasks import DISCLAIMER, images_phrase, task_info
+from diffmic.uncertainty import CLOSE_GAP
 
-TIE = 0.005  # mean probabilities closer than half a percentage point are a tie
+from .settings import MAX_SAMPLES
+
 NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
 
 
@@ -62,22 +68,66 @@ def votes_sentence(output: DiffMICOutput, task: str | None) -> str:
     return f"The {n} runs split: {_join(parts)}."
 
 
-def answer_markdown(output: DiffMICOutput, task: str | None) -> str:
-    """The answer card: the class and its probability, the range over the runs, how they voted."""
-    probs = output.probabilities
-    ranked = sorted(probs, key=lambda k: -probs[k])
-    top, second = ranked[0], ranked[1]
+def _headline(output: DiffMICOutput, task: str | None, level: str = "###") -> tuple[str, str]:
+    """The card's first line, worded by ``close_call`` (clear, close, tie), and what a close call means."""
+    call = output.uncertainty["close_call"]
+    a, b = (full_name(task, k) for k in call["classes"])
+    pa, pb = call["probabilities"]
     n = int(output.sample_probs.shape[0])
-    if probs[top] - probs[second] < TIE:
-        head = (
-            f"### A tie: {full_name(task, top)} and {full_name(task, second)} — "
-            f"probability {percent(probs[top])} each"
-        )
-    else:
-        head = f"### {full_name(task, top)} — probability {percent(probs[top])}"
+    more = (
+        "More runs (Settings) may separate them."
+        if n < MAX_SAMPLES
+        else f"Even {n} runs do not separate them: treat both as possible."
+    )
+    if call["verdict"] == "tie":
+        return f"{level} A tie: {a} and {b} — probability {percent(pa)} each", more
+    if call["verdict"] == "close":
+        why = []
+        if "gap" in call["reasons"]:
+            why.append(f"their probabilities differ by less than {100 * CLOSE_GAP:.0f} percentage points")
+        if "t-test" in call["reasons"]:
+            why.append(f"the {n} runs do not consistently put one above the other")
+        head = f"{level} Close call between {a} and {b} — probability {percent(pa)} and {percent(pb)}"
+        return head, f"The model cannot tell these two apart: {_join(why)}. {more}"
+    return f"{level} {full_name(task, output.label)} — probability {percent(pa)}", ""
+
+
+def _answer_lines(output: DiffMICOutput, task: str | None, level: str = "###") -> list[str]:
+    head, note = _headline(output, task, level)
+    n = int(output.sample_probs.shape[0])
     column = output.sample_probs[:, output.label_index]
     spread = f"{n} runs: {percent(column.min())}–{percent(column.max())}. " if n > 1 else ""
-    return "\n\n".join([head, spread + votes_sentence(output, task), disclaimer_markdown()])
+    return [head, *([note] if note else []), spread + votes_sentence(output, task)]
+
+
+def answer_markdown(
+    output: DiffMICOutput,
+    task: str | None,
+    assessable: bool = True,
+    suggestions: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The answer card: the class and its probability (or the close call, or the tie), the range over the
+    runs, how they voted. Not ``assessable`` (``diffmic.ood.assessable``): that first and plainly, where
+    the image may belong (``suggestions``: (model name, title) of bundled models accepting it), and the
+    model's answer only behind "show the model's answer anyway", greyed and labelled unreliable."""
+    if assessable:
+        return "\n\n".join([*_answer_lines(output, task), disclaimer_markdown()])
+    hidden = "\n\n".join(
+        [
+            "**Unreliable:** the model answers even for images unlike its training images.",
+            *_answer_lines(output, task, level="####"),
+        ]
+    )
+    return "\n\n".join(
+        [
+            "### Cannot be assessed by this model",
+            not_assessable_html(task, suggestions),
+            '<details class="unreliable"><summary>Show the model\'s answer anyway (unreliable)</summary>',
+            hidden,
+            "</details>",
+            disclaimer_markdown(),
+        ]
+    )
 
 
 def _distribution_line(ood: dict[str, Any]) -> str:
@@ -154,18 +204,30 @@ def stopped_markdown(done: int, total: int) -> str:
     return f"**Stopped at step {done} of {total}.** The chain did not finish, so there is no answer."
 
 
-def ood_markdown(task: str | None, suggestions: Sequence[tuple[str, str]] = ()) -> str:
-    """The warning above the answer for an image unlike the training data; ``suggestions`` are
-    (model name, its title) of bundled models that accept the image."""
+def not_assessable_text(task: str | None, suggestions: Sequence[tuple[str, str]] = ()) -> tuple[str, str]:
+    """The plain statement for an image the distribution check flags, and where it may belong instead:
+    ``suggestions`` are (model name, its title) of the bundled models whose check accepts it."""
     what = images_phrase(task) if task else "the images"
-    text = (
-        f"**This image does not look like {what} this model was trained on; the answer below is unreliable.**"
+    statement = (
+        f"This image does not look like {what} this model was trained on — "
+        "it cannot be assessed by this model."
     )
     if suggestions:
-        names = _join([f"**{name}** ({title})" for name, title in suggestions])
+        names = _join([f"{name} ({title})" for name, title in suggestions])
         verb = "model accepts" if len(suggestions) == 1 else "models accept"
-        text += f" The bundled {names} {verb} it: choose it under Model."
-    return text
+        where = f"The bundled {names} {verb} it: choose it under Model."
+    else:
+        where = "None of the other bundled models accepts it either."
+    return statement, where
+
+
+def not_assessable_html(task: str | None, suggestions: Sequence[tuple[str, str]] = ()) -> str:
+    """``not_assessable_text`` as the card's amber box (HTML: a Markdown block cannot carry a class)."""
+    statement, where = (html.escape(part) for part in not_assessable_text(task, suggestions))
+    for name, _ in suggestions:
+        shown = html.escape(name)
+        where = where.replace(f"{shown} (", f"<strong>{shown}</strong> (", 1)
+    return f'<div class="cannot-assess"><p><strong>{statement}</strong></p><p>{where}</p></div>'
 
 
 def notice_markdown(notice: str | None, source: str) -> str:

@@ -21,8 +21,14 @@ CSS = """
 .block.disclaimer {background:#fff7ed; border:1px solid #fdba74; border-radius:8px; padding:2px 12px;}
 .block.error-box {background:#fef2f2; border:1px solid #f87171; border-radius:8px; padding:2px 12px;}
 .block.error-box p {color:#991b1b !important;}
-.block.ood-warning {background:#fffbeb; border:2px solid #d97706; border-radius:8px; padding:4px 12px;}
-.block.ood-warning p {color:#78350f !important;}
+.answer-card .cannot-assess {background:#fffbeb; border:2px solid #d97706; border-radius:8px;
+  padding:4px 12px; margin:6px 0;}
+.answer-card .cannot-assess p {color:#78350f !important;}
+/* the answer of an image the model cannot assess: folded away, greyed */
+.answer-card details.unreliable {color:#6b7280; border:1px dashed #cbd5e1; border-radius:6px;
+  padding:2px 10px;}
+.answer-card details.unreliable summary {cursor:pointer; font-weight:600; color:#475569;}
+.answer-card details.unreliable > :not(summary) {opacity:0.7;}
 .block.answer-card {border:1px solid #cbd5e1; border-radius:8px; padding:2px 14px; background:#f8fafc;}
 .block.answer-card h3 {margin-top:8px !important;}
 #counter {min-height:1.6em;}

@@ -332,6 +332,30 @@ MUTATIONS: list[Mutation] = [
         "the documented population standard deviation (ddof=0) replaced by the sample one",
         UNC,
     ),
+    M(
+        "close-call-ignores-t-test",
+        "diffmic/uncertainty.py",
+        '("t-test", n_samples >= 2 and not distinguishable)',
+        '("t-test", False)',
+        "runs that split between the top two (t-test: not told apart) stated as a clear answer",
+        ("tests/test_uncertainty.py", "tests/test_app_handlers.py"),
+    ),
+    M(
+        "chart-median-not-mean",
+        "app/figures.py",
+        "return traj.mean[idx], traj.low[idx], traj.high[idx]",
+        "return np.median(traj.probs[: traj.steps_done][idx], 1), traj.low[idx], traj.high[idx]",
+        "the trajectory lines are the median of the runs again, not the card's mean: chart and card disagree",
+        ("tests/test_app_handlers.py",),
+    ),
+    M(
+        "unassessable-answer-shown",
+        "app/diagnose.py",
+        "fits = assessable(output.ood)",
+        "fits = True",
+        "an image the distribution check flags gets the class answer on the card, not 'cannot be assessed'",
+        ("tests/test_app_handlers.py",),
+    ),
     # ---------------------------------------------------------------- ood
     M(
         "ood-flag-flipped",

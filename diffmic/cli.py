@@ -334,6 +334,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"{result.label}  (probability {result.probabilities[result.label]:.3f}; {options.sampler}, "
             f"{result.steps} steps, {options.samples} chains, {result.seconds:.2f} s)"
         )
+        call = result.uncertainty["close_call"]
+        if call["verdict"] != "clear":
+            (a, b), (pa, pb) = call["classes"], call["probabilities"]
+            what = "tie" if call["verdict"] == "tie" else "close call"
+            print(
+                f"{what} between {a} and {b} ({pa:.3f} vs {pb:.3f}; {', '.join(call['reasons'])}): "
+                "more chains (--samples) may separate them"
+            )
         for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<24} {p:.3f}   prior {result.prior['fused'][name]:.3f}")
     return 0

@@ -107,6 +107,12 @@ def verdict(score: float | None, threshold: float | None) -> dict[str, Any]:
     return {"available": True, "score": float(score), "threshold": float(threshold), "flagged": flagged}
 
 
+def assessable(ood: dict[str, Any]) -> bool:
+    """Can the model's answer be acted on? Not when its distribution check flags the image (a model
+    without a check cannot say, so its answers count as assessable); the API's ``assessable`` field."""
+    return not bool(ood.get("flagged"))
+
+
 def training_images(config: DiffMICConfig) -> str:
     """How to name the images a model was trained on in a sentence: "the dermoscopy images"."""
     from .tasks import images_phrase

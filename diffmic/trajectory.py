@@ -1,7 +1,9 @@
 """A record of one reverse-diffusion run, step by step, for the plots and the downloads.
 
-``Trajectory.record(state)`` keeps the class probabilities of every stochastic sample after each step;
-the plots read decimated summaries (mean and min–max band per class) and the downloads the full record.
+``Trajectory.record(state)`` keeps the class probabilities of every stochastic sample after each step.
+The plots read decimated summaries, per class the mean over the samples (``answer_probabilities``: the
+statistic the answer reports, so the last step's mean is the answer) and the min–max band; the downloads
+hold those same summaries at every step (CSV, JSON) and, in the JSON, every sample.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ class Trajectory:
         return out.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
-        """Every sample's probabilities at every step, with the timesteps and the prior."""
+        """Every sample's probabilities at every step, with the timesteps, the prior and what is plotted
+        (mean, min and max over the samples, (steps, C) each)."""
         return {
             "class_names": list(self.class_names),
             "steps": self.steps_done,
@@ -106,6 +109,8 @@ class Trajectory:
             "prior": [round(float(v), 6) for v in self.prior],
             "t": self.timesteps.tolist(),
             "mean": np.round(self.mean, 6).tolist(),
+            "min": np.round(self.low, 6).tolist(),
+            "max": np.round(self.high, 6).tolist(),
             "probabilities": np.round(self.probs[: self.steps_done], 6).transpose(1, 0, 2).tolist(),
         }
 

@@ -3,7 +3,8 @@
 For one image, DiffMIC can run ``N`` independent reverse-diffusion chains and obtain ``N``
 class-probability vectors. Their spread tells how sure the model is: the per-class mean and standard
 deviation, a majority vote over the chains, and a paired t-test asking whether the two most likely
-classes are told apart consistently across the chains.
+classes are told apart consistently across the chains. ``close_call`` turns that into the one verdict the
+CLI, the API and the app's answer card all word their answer by: a clear answer, a close call, or a tie.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from .chain import label_to_probs
 
 ArrayLike = np.ndarray | torch.Tensor
 
+ALPHA = 0.05  # the level of the paired t-test of the top two classes (the CLI's and the app's)
+TIE_GAP = 0.005  # mean probabilities of the top two closer than half a percentage point: a tie
+# a gap below 10 percentage points is a close call whatever the t-test says: one of N chains changing its
+# mind moves the gap by up to 2/N (25 points at 8 chains), and the issue's near-tie (52/48 priors) showed
+# 8 chains "distinguishing" two classes that 64 chains then split 34/30
+CLOSE_GAP = 0.10
+
 
 def answer_probabilities(sample_probs: ArrayLike) -> ArrayLike:
     """DiffMIC's answer, the one definition of its estimator: the mean over the N chains of each chain's
@@ -35,6 +43,60 @@ def answer_probabilities(sample_probs: ArrayLike) -> ArrayLike:
 def answer_from_labels(y0: ArrayLike, temperature: float) -> torch.Tensor:
     """The estimator from the chains' final label vectors y_0 (..., N, C): (..., C) probabilities."""
     return answer_probabilities(label_to_probs(torch.as_tensor(y0), temperature))
+
+
+@dataclass(frozen=True)
+class CloseCall:
+    """How clear the answer is: ``verdict`` is ``"clear"``, ``"close"`` or ``"tie"`` (see ``close_call``)."""
+
+    verdict: str
+    top2: tuple[int, int]  # the two classes with the highest mean probability
+    probabilities: tuple[float, float]  # their mean probabilities
+    reasons: tuple[str, ...]  # why it is close: "gap" (below CLOSE_GAP) and/or "t-test" (not told apart)
+
+    @property
+    def gap(self) -> float:
+        """Mean probability of the first minus that of the second (>= 0)."""
+        return self.probabilities[0] - self.probabilities[1]
+
+    def to_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
+        """JSON-friendly: verdict, the two classes by name, their probabilities, the gap and the reasons."""
+        return {
+            "verdict": self.verdict,
+            "classes": [str(class_names[self.top2[0]]), str(class_names[self.top2[1]])],
+            "probabilities": [float(p) for p in self.probabilities],
+            "gap": float(self.gap),
+            "reasons": list(self.reasons),
+        }
+
+
+def close_call(
+    mean: Sequence[float] | np.ndarray,
+    distinguishable: bool,
+    n_samples: int,
+    close_gap: float = CLOSE_GAP,
+    tie_gap: float = TIE_GAP,
+) -> CloseCall:
+    """The one rule for how plainly an answer may be stated, from the mean class probabilities (C,), the
+    paired t-test's verdict on the top two (``SampleUncertainty.distinguishable``) and the number of chains.
+
+    * ``tie``: the top two are within ``tie_gap`` (a tie stays a tie, whatever the test says);
+    * ``close``: their gap is below ``close_gap`` (reason ``gap``), or with two chains or more the t-test
+      does not tell them apart (reason ``t-test``; one chain gives no test, so no such reason);
+    * ``clear`` otherwise.
+    """
+    m = np.asarray(mean, dtype=np.float64).reshape(-1)
+    if m.size < 2:
+        raise ValueError(f"need at least 2 classes, got {m.size}")
+    order = np.argsort(-m, kind="stable")
+    top2 = (int(order[0]), int(order[1]))
+    pair = (float(m[top2[0]]), float(m[top2[1]]))
+    gap = pair[0] - pair[1]
+    reasons = tuple(
+        r for r, hit in (("gap", gap < close_gap), ("t-test", n_samples >= 2 and not distinguishable)) if hit
+    )
+    verdict = "tie" if gap < tie_gap else ("close" if reasons else "clear")
+    return CloseCall(verdict, top2, pair, reasons)
 
 
 @dataclass
@@ -52,6 +114,11 @@ class SampleUncertainty:
     distinguishable: bool  # p_value < alpha
     entropy: float  # entropy of ``mean`` in nats
     n_samples: int  # number of samples N
+
+    @property
+    def call(self) -> CloseCall:
+        """``close_call`` of this summary: is the answer clear, a close call or a tie?"""
+        return close_call(self.mean, self.distinguishable, self.n_samples)
 
     def to_dict(self, class_names: Sequence[str]) -> dict[str, Any]:
         """JSON-friendly dict with class-name -> value maps (an infinite t statistic becomes ``None``)."""
@@ -76,6 +143,7 @@ class SampleUncertainty:
             "distinguishable": bool(self.distinguishable),
             "entropy": float(self.entropy),
             "n_samples": int(self.n_samples),
+            "close_call": self.call.to_dict(names),
         }
 
 
@@ -99,7 +167,7 @@ def _paired_t_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return t, p
 
 
-def sample_uncertainty(samples: np.ndarray, alpha: float = 0.05) -> SampleUncertainty:
+def sample_uncertainty(samples: np.ndarray, alpha: float = ALPHA) -> SampleUncertainty:
     """Summarise ``samples`` of shape (N_samples, C), each row a class-probability vector.
 
     Values must be finite and in [0, 1], with at least one sample and two classes. The top-2 classes
@@ -151,7 +219,7 @@ def sample_uncertainty(samples: np.ndarray, alpha: float = 0.05) -> SampleUncert
     )
 
 
-def batch_sample_uncertainty(samples: np.ndarray, alpha: float = 0.05) -> list[SampleUncertainty]:
+def batch_sample_uncertainty(samples: np.ndarray, alpha: float = ALPHA) -> list[SampleUncertainty]:
     """Apply :func:`sample_uncertainty` to each image of ``samples`` shaped (B, N_samples, C)."""
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 3:

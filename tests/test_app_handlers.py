@@ -31,6 +31,7 @@ from diffmic.hub import ModelLoadError
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.trajectory import MAX_PLOT_POINTS
+from diffmic.uncertainty import sample_uncertainty
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip, random_png
 
 
@@ -73,7 +74,7 @@ def assert_cleared(frame: dict) -> None:
     """Every result of a frame emptied: nothing stale stays beside new inputs."""
     assert frame["answer"] == WAITING and frame["json"] is None and frame["maps"] is None
     assert frame["heat"] is None and frame["rois"] is None and frame["crops"] == []
-    assert frame["downloads"] is None and frame["details"] == "" and frame["ood"]["visible"] is False
+    assert frame["downloads"] is None and frame["details"] == ""
     assert not frame["trajectory"].data  # the empty figure
 
 
@@ -138,17 +139,22 @@ def test_run_streams_a_first_frame_then_the_answer(registry, example):
     first, last = frames[0], frames[-1]
     assert first["original"].shape == (MAP_SIDE, MAP_SIDE, 3) and first["heat"] is None
     assert "Step 0" in first["counter"] and first["error"]["visible"] is False
-    assert "What to look for" in first["look_for"] and "median of the 4 runs" in first["look_for"]
+    assert "What to look for" in first["look_for"] and "mean of the 4 runs" in first["look_for"]
     assert "Moderate = Moderate non-proliferative DR" in first["glossary"]
     # the final frame: one run time, the answer card first, statistics under details
     assert last["counter"].startswith("**Done:** 100 of 100 steps in")
     answer = last["answer"]
-    label = last["json"]["label"]
-    assert f"### {report.full_name('fundus', label)} — probability" in answer or "A tie" in answer
+    label, call = last["json"]["label"], last["json"]["uncertainty"]["close_call"]
+    heads = {
+        "clear": f"### {report.full_name('fundus', label)} — probability",
+        "close": f"### Close call between {report.full_name('fundus', label)} and",
+        "tie": f"### A tie: {report.full_name('fundus', label)} and",
+    }
+    assert answer.startswith(heads[call["verdict"]]) and "<details" not in answer
     assert "4 runs:" in answer and "not for clinical use" in answer
     assert "p = " not in answer and "nats" not in answer  # the statistics are in the details
     assert "paired t-test" in last["details"] and "entropy" in last["details"]
-    assert "Distribution check: not available" in last["details"] and last["ood"]["visible"] is False
+    assert "Distribution check: not available" in last["details"] and last["json"]["assessable"] is True
     assert last["heat"].shape == (MAP_SIDE, MAP_SIDE, 3) and last["rois"].shape == (MAP_SIDE, MAP_SIDE, 3)
     assert [caption.split(" · ")[0] for _, caption in last["crops"]] == ["1", "2", "3"]
     assert last["json"]["steps"] == 100 and last["json"]["ood"]["available"] is False
@@ -158,20 +164,25 @@ def test_run_streams_a_first_frame_then_the_answer(registry, example):
         assert is_skip(middle["heat"]) and is_skip(middle["answer"])
 
 
-def test_trajectory_starts_at_the_prior_with_median_and_interquartile_band(registry, example):
+def test_trajectory_starts_at_the_prior_with_the_mean_and_the_range_of_the_runs(registry, example):
     pipe = registry.get("fundus").pipe
     out = pipe(example, SamplingOptions(samples=3, seed=0))
     fig = trajectory_figure(out.trajectory, 100)
     bands = [t for t in fig.data if t.fill == "toself"]
-    lines = [t for t in fig.data if t.mode == "lines"]
+    lines = [t for t in fig.data if t.mode == "lines" and t.legendgroup]
     assert len(bands) == 5 and len(lines) == 5
     probs = out.trajectory.probs
     for c, line in enumerate(lines):
         assert line.x[0] == 100 and line.y[0] == pytest.approx(out.trajectory.prior[c], abs=1e-4)
         assert len(line.x) <= MAX_PLOT_POINTS + 1
-        assert line.y[-1] == pytest.approx(np.median(probs[-1, :, c]), abs=1e-4)
+        assert line.y[-1] == pytest.approx(probs[-1, :, c].mean(), abs=1e-4)
+        assert "min–max of the runs" in line.hovertemplate
     band = bands[0].y
-    assert band[len(band) // 2 - 1] == pytest.approx(np.percentile(probs[-1, :, 0], 75), abs=1e-4)
+    assert band[len(band) // 2 - 1] == pytest.approx(probs[-1, :, 0].max(), abs=1e-4)
+    assert band[len(band) // 2] == pytest.approx(probs[-1, :, 0].min(), abs=1e-4)
+    assert [t.name for t in fig.data if t.mode == "lines" and not t.legendgroup] == [
+        "shaded: min–max of the 3 runs"
+    ]
     single = pipe(example, SamplingOptions(sampler="ddim", steps=5, samples=1))
     assert not [t for t in trajectory_figure(single.trajectory, 100).data if t.fill == "toself"]
 
@@ -188,6 +199,16 @@ def test_downloads_hold_the_whole_trajectory(registry, example):
     payload = json.loads(open(json_path).read())
     assert payload["prediction"] == last["json"]
     assert np.asarray(payload["trajectory"]["probabilities"]).shape == (3, 20, 5)
+    # what is plotted: the mean and the min–max band, in the CSV and the JSON alike
+    plotted = [t for t in last["trajectory"].data if t.mode == "lines" and t.legendgroup]
+    for c, line in enumerate(plotted):
+        assert float(rows[-1][2 + c]) == pytest.approx(line.y[-1], abs=1e-4)
+        assert payload["trajectory"]["mean"][-1][c] == pytest.approx(line.y[-1], abs=1e-4)
+        low, high = line.customdata[-1]
+        assert (float(rows[-1][7 + c]), float(rows[-1][12 + c])) == pytest.approx((low, high), abs=1e-4)
+        assert (payload["trajectory"]["min"][-1][c], payload["trajectory"]["max"][-1][c]) == pytest.approx(
+            (low, high), abs=1e-4
+        )
     with Image.open(png_path) as im:
         assert im.format == "PNG" and im.size[0] >= 1200
 
@@ -202,6 +223,8 @@ def test_predict_api_returns_the_pipeline_json(registry, example):
     options = SamplingOptions(sampler="ddim", steps=10, samples=3, seed=7)
     expected = registry.get("fundus").pipe(example, options).to_json()
     answer.pop("seconds"), expected.pop("seconds")
+    keys = list(answer)
+    assert keys[keys.index("ood") + 1] == "assessable" and answer.pop("assessable") is True
     assert answer == expected and answer["ood"] == {
         "available": False,
         "score": None,
@@ -234,7 +257,7 @@ def test_the_sampler_switch_reruns_the_shown_image_with_the_new_sampler(registry
     assert last["counter"].startswith("**Done:** 20 of 20 steps")
     expected = registry.get("fundus").pipe(example, SamplingOptions("ddim", 20, 3, 2)).to_json()
     got = dict(last["json"])
-    got.pop("seconds"), expected.pop("seconds")
+    got.pop("seconds"), expected.pop("seconds"), got.pop("assessable")
     assert got == expected  # the DDIM answer for the same image, seed and runs
     assert got["sampler"] == "ddim" and got["probabilities"] != shown["json"]["probabilities"]
     assert list(csv.reader(open(last["downloads"][0])))[-1][1] == "0"  # the new chain's trajectory
@@ -303,30 +326,33 @@ def test_a_new_image_clears_the_results_and_ends_the_old_run(registry, example, 
 
 
 # ---------------------------------------------------------------- Diagnose: the answer card
-def fake_output(sample_probs, task_names=FUNDUS):
+def fake_output(sample_probs, task_names=FUNDUS, ood=None):
     probs = np.asarray(sample_probs, float)
     mean = probs.mean(0)
     return SimpleNamespace(
         probabilities=dict(zip(task_names, mean.tolist(), strict=True)),
         sample_probs=probs,
         label_index=int(mean.argmax()),
+        label=task_names[int(mean.argmax())],
+        uncertainty=sample_uncertainty(probs).to_dict(task_names),
+        ood=ood or {"available": False, "score": None, "threshold": None, "flagged": False},
     )
 
 
 def test_answer_card_speaks_plainly_and_says_ties():
     moderate, severe = np.eye(5)[2] * 0.6 + 0.08, np.eye(5)[3] * 0.6 + 0.08
-    split = fake_output([moderate] * 5 + [severe] * 3)
-    card = report.answer_markdown(split, "fundus")
-    assert card.startswith("### Moderate non-proliferative DR (Moderate) — probability")
-    assert "8 runs: 68 %–68 %" not in card and "8 runs:" in card
-    assert "The 8 runs split: 5 for Moderate non-proliferative DR (Moderate) and 3 for Severe" in card
+    mostly = fake_output([moderate] * 7 + [severe])
+    card = report.answer_markdown(mostly, "fundus")
+    assert card.startswith("### Moderate non-proliferative DR (Moderate) — probability 60 %")
+    assert "8 runs: 8 %–68 %" in card and "Close call" not in card
+    assert "The 8 runs split: 7 for Moderate non-proliferative DR (Moderate) and 1 for Severe" in card
     tie = report.answer_markdown(fake_output([moderate] * 4 + [severe] * 4), "fundus")
     assert tie.startswith("### A tie: Moderate non-proliferative DR (Moderate) and Severe")
-    assert "A tie between the runs: 4 each for" in tie
+    assert "A tie between the runs: 4 each for" in tie and "More runs (Settings)" in tie
     agree = report.answer_markdown(fake_output([moderate] * 3), "fundus")
     assert "All 3 runs agree." in agree
     one = report.answer_markdown(fake_output([moderate]), "fundus")
-    assert "One run only" in one
+    assert "One run only" in one and one.startswith("### Moderate")  # one run: no test, so no close call
     derm = report.answer_markdown(
         fake_output([np.eye(4)[1] * 0.8 + 0.05], ["NV", "MEL", "BCC", "BKL"]), "derm"
     )
@@ -334,39 +360,91 @@ def test_answer_card_speaks_plainly_and_says_ties():
     assert report.percent(0.004) == "<1 %" and report.percent(0.555) == "56 %"
 
 
-# ---------------------------------------------------------------- Diagnose: the distribution check
+def test_a_close_call_is_called_close_with_both_probabilities():
+    severe, pdr = np.eye(5)[3] * 0.62 + 0.08, np.eye(5)[4] * 0.62 + 0.08
+    split = fake_output([severe] * 5 + [pdr] * 3)  # 5 against 3: 47 % and 31 %, the t-test says no
+    card = report.answer_markdown(split, "fundus")
+    assert card.startswith("### Close call between Severe non-proliferative DR (Severe) and Proliferative DR")
+    assert "probability 47 % and 31 %" in card and "More runs (Settings) may separate them." in card
+    assert "do not consistently put one above the other" in card and "percentage points" not in card
+    near = fake_output([severe * 0.5 + pdr * 0.5 + np.eye(5)[3] * 0.04] * 64)  # agree, 4 points apart
+    card = report.answer_markdown(near, "fundus")
+    assert card.startswith("### Close call between") and "less than 10 percentage points" in card
+    assert "Even 64 runs do not separate them" in card and "consistently" not in card
+
+
+def fundus_checks(monkeypatch, flagged):
+    """The fundus model's check says ``flagged``, the derm model's accepts every image; the number of
+    checks run per task is counted."""
+    calls = {"fundus": 0, "derm": 0}
+
+    def check(self, image):
+        calls[self.config.task] += 1
+        bad = flagged and self.config.task == "fundus"
+        return {"available": True, "score": 9.5 if bad else 1.0, "threshold": 5.0, "flagged": bad}
+
+    monkeypatch.setattr(DiffMICPipeline, "check_distribution", check)
+    return calls
+
+
 @pytest.fixture
 def fundus_flags_everything(monkeypatch):
     """The fundus model flags every image; the derm model has a check and accepts it."""
-    original_result = DiffMICPipeline.result
-
-    def result(self, *args, **kwargs):
-        out = original_result(self, *args, **kwargs)
-        flagged = self.config.task == "fundus"
-        out.ood = {"available": True, "score": 9.5 if flagged else 1.0, "threshold": 5.0, "flagged": flagged}
-        return out
-
-    monkeypatch.setattr(DiffMICPipeline, "result", result)
+    return fundus_checks(monkeypatch, True)
 
 
-def test_a_flagged_image_gets_a_warning_above_the_answer(two_models, example, fundus_flags_everything):
-    last = run(Diagnosis(two_models), example, "fundus", "DDIM", 5, 2, 0)[-1]
-    warning = last["ood"]
-    assert warning["visible"] is True
-    assert (
-        "This image does not look like the colour fundus images this model was trained on; "
-        "the answer below is unreliable." in warning["value"]
+def test_a_flagged_image_cannot_be_assessed_and_its_answer_is_folded_away(
+    two_models, example, fundus_flags_everything, monkeypatch
+):
+    chains = []
+    original_chain = DiffMICPipeline.chain
+    monkeypatch.setattr(
+        DiffMICPipeline,
+        "chain",
+        lambda self, *a, **k: chains.append(self.config.task) or original_chain(self, *a, **k),
     )
-    assert "**derm** (Dermoscopy: skin-lesion type (4 classes)) model accepts it" in warning["value"]
+    last = run(Diagnosis(two_models), example, "fundus", "DDIM", 5, 2, 0)[-1]
+    card = last["answer"]
+    shown, folded = card.split("<details", 1)
+    assert shown.startswith("### Cannot be assessed by this model")
+    assert (
+        "This image does not look like the colour fundus images this model was trained on — "
+        "it cannot be assessed by this model." in shown
+    )
+    assert "<strong>derm</strong> (Dermoscopy: skin-lesion type (4 classes)) model accepts it" in shown
+    label = report.full_name("fundus", last["json"]["label"])
+    assert label not in shown and "probability" not in shown  # no class answer outside the fold
+    assert "Show the model's answer anyway (unreliable)</summary>" in folded and label in folded
+    assert "**Unreliable:**" in folded and "not for clinical use" in card
     assert "flagged" in last["details"] and "threshold 5" in last["details"]
-    assert last["json"]["ood"]["flagged"] is True
-    assert Diagnosis(two_models).predict(example, "fundus", "ddim", 2, 1, 0)["ood"]["score"] == 9.5
+    assert last["json"]["ood"]["flagged"] is True and last["json"]["assessable"] is False
+    assert chains == ["fundus"]  # the suggestion ran the derm model's check alone, no chain
+    answer = Diagnosis(two_models).predict(example, "fundus", "ddim", 2, 1, 0)
+    assert answer["ood"]["score"] == 9.5 and answer["assessable"] is False
+    checks = dict(fundus_flags_everything)
+    run(Diagnosis(two_models), example, "fundus", "DDIM", 5, 2, 1)
+    assert fundus_flags_everything["derm"] == checks["derm"]  # cached per image: not asked again
     assert two_models.models_accepting(Image.open(example).convert("RGB"), "derm") == []  # fundus flags it
 
 
-def test_no_suggestion_when_no_other_model_accepts(registry, example, fundus_flags_everything):
-    last = run(Diagnosis(registry), example, "fundus", "DDIM", 5, 1, 0)[-1]
-    assert last["ood"]["visible"] is True and "accepts it" not in last["ood"]["value"]
+def test_no_other_model_accepting_is_said(registry, example, fundus_flags_everything):
+    card = run(Diagnosis(registry), example, "fundus", "DDIM", 5, 1, 0)[-1]["answer"]
+    assert "cannot be assessed" in card and "None of the other bundled models accepts it either." in card
+    assert "accepts it:" not in card
+
+
+def test_the_chart_ends_at_the_cards_numbers_on_a_streamed_run(registry, example):
+    frames = run(Diagnosis(registry, interval_s=0.0), example, "fundus", "DDPM", 100, 6, 4)
+    last = frames[-1]
+    probs = last["json"]["probabilities"]
+    lines = {t.name: t for t in last["trajectory"].data if t.mode == "lines" and t.legendgroup}
+    assert list(lines) == FUNDUS
+    for name, p in probs.items():
+        assert lines[name].y[-1] == pytest.approx(p, abs=5e-5) and lines[name].x[-1] == 0
+    call = last["json"]["uncertainty"]["close_call"]
+    top = report.percent(lines[call["classes"][0]].y[-1])
+    assert f"probability {top}" in last["answer"]  # the card's percentage is the chart's last point
+    assert len(frames) > 10  # streamed: step frames between the first and the last
 
 
 # ---------------------------------------------------------------- Diagnose: the maps

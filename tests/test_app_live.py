@@ -94,21 +94,16 @@ def bundled_settings() -> Settings | None:
     return settings if list((REPO / "assets" / "fundus").glob("*.png")) else None
 
 
-def flag_blank_images(result):
+def flag_blank_images(check):
     """A stand-in distribution check: a blank image is unlike the fundus model's training images and
     the other models accept it; other images keep the model's own check."""
 
-    def patched(self, prepared, *args, **kwargs):
-        out = result(self, prepared, *args, **kwargs)
+    def patched(self, image):
+        prepared = self.prepare(image)
         if np.ptp(prepared.pixels) == 0:
             flagged = self.config.task == "fundus"
-            out.ood = {
-                "available": True,
-                "score": 9.0 if flagged else 1.0,
-                "threshold": 5.0,
-                "flagged": flagged,
-            }
-        return out
+            return {"available": True, "score": 9.0 if flagged else 1.0, "threshold": 5.0, "flagged": flagged}
+        return check(self, prepared)
 
     return patched
 
@@ -132,7 +127,9 @@ def live(tmp_path_factory):
     registry = ModelRegistry(settings)
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(DiffMICPipeline, "result", flag_blank_images(DiffMICPipeline.result))
+        mp.setattr(
+            DiffMICPipeline, "check_distribution", flag_blank_images(DiffMICPipeline.check_distribution)
+        )
         mp.setattr("diffmic.pipeline.lean_chain", slowed(lean_chain))
         demo = build_demo(settings, registry)
         _, url, _ = launch(
@@ -160,7 +157,7 @@ def test_gradio_client_gets_an_answer_and_a_trajectory(live):
     final = dict(zip(API_OUTPUTS, job.result(timeout=120), strict=True))
     assert final["json"]["label"] in FUNDUS and "probability" in final["answer"]
     plot = json.loads(final["trajectory"]["plot"])
-    lines = [t for t in plot["data"] if t.get("mode") == "lines"]
+    lines = [t for t in plot["data"] if t.get("mode") == "lines" and t.get("legendgroup")]
     assert [t["name"] for t in lines] == FUNDUS and len(
         lines[0]["x"]
     ) == 1 + live.T  # the prior, then T steps
@@ -168,7 +165,7 @@ def test_gradio_client_gets_an_answer_and_a_trajectory(live):
 
     answer = client.predict(handle_file(str(live.example)), "fundus", "ddpm", 0, 4, 0, api_name="/predict")
     expected = live.registry.get("fundus").pipe(str(live.example), SamplingOptions(samples=4)).to_json()
-    assert set(answer) == set(expected) and "ood" in answer
+    assert set(answer) == {*expected, "assessable"} and answer.pop("assessable") is True
     answer.pop("seconds"), expected.pop("seconds")
     assert answer == expected
     assert final["json"]["label"] == answer["label"]
@@ -305,7 +302,7 @@ def test_browser_end_to_end(live, tmp_path):
             run_and_wait(page)
             expect(page.locator("#answer")).to_contain_text("probability")
             expect(page.locator("#answer")).to_contain_text("not for clinical use")
-            expect(page.locator("#ood-warning")).to_be_hidden()
+            expect(page.locator("#answer")).not_to_contain_text("cannot be assessed")
             assert page.locator("#trajectory .js-plotly-plot .scatterlayer .trace").count() >= 2 * len(FUNDUS)
             assert page.locator("#bars .js-plotly-plot .barlayer .trace").count() >= 1
             for name in ("original", "heat", "rois"):
@@ -354,13 +351,21 @@ def test_browser_end_to_end(live, tmp_path):
             expect(page.locator("#answer")).to_contain_text("no answer")
             run_and_wait(page)
 
-            # An image unlike the training data: the warning above the answer, another model suggested.
+            # An image unlike the training data: "cannot be assessed" first, another model suggested, and
+            # no class name in bold until "show the model's answer anyway" is opened.
             upload(page, blank)
             run_and_wait(page)
-            warning = page.locator("#ood-warning")
-            expect(warning).to_contain_text("does not look like the colour fundus images")
-            expect(warning).to_contain_text("derm")
-            assert warning.bounding_box()["y"] < page.locator("#answer").bounding_box()["y"]
+            card = page.locator("#answer")
+            expect(card).to_contain_text("cannot be assessed by this model")
+            expect(card.locator(".cannot-assess")).to_contain_text("derm")
+            expect(card.locator("details.unreliable h4")).to_be_hidden()
+            assert not [
+                t
+                for t in card.locator("strong:visible, b:visible, h3:visible, h4:visible").all_inner_texts()
+                if any(n in t for n in FUNDUS)
+            ]
+            card.get_by_text("Show the model's answer anyway").click()
+            expect(card.locator("details.unreliable h4")).to_contain_text("probability")
 
             # Learn: the figures are there on opening the tab, and Play moves t.
             page.get_by_role("tab", name="Learn").click()

@@ -67,6 +67,25 @@ def test_predict_plain_text(model_dir, image_path, capsys):
     assert "prior" in out and "Grade" in out.splitlines()[0]
 
 
+def test_predict_says_a_close_call_as_the_json_does(model_dir, image_path, capsys):
+    argv = ["predict", str(image_path), "--model", str(model_dir), "--sampler", "ddim", "--steps", "5"]
+    seen = set()
+    for seed in range(3):
+        run = [*argv, "--samples", "6", "--seed", str(seed)]
+        assert main([*run, "--json"]) == 0
+        call = json.loads(capsys.readouterr().out)["uncertainty"]["close_call"]
+        assert main(run) == 0
+        text = capsys.readouterr().out
+        seen.add(call["verdict"])
+        if call["verdict"] == "clear":
+            assert "close call" not in text and "tie between" not in text
+        else:
+            a, b = call["classes"]
+            what = "tie" if call["verdict"] == "tie" else "close call"
+            assert f"{what} between {a} and {b}" in text.splitlines()[1] and "--samples" in text
+    assert "close" in seen  # an untrained model's answers are close calls
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
