@@ -31,6 +31,7 @@ from diffmic.tasks import TASKS
 from diffmic.trajectory import Trajectory
 
 from . import figures, maps, report
+from .case_report import CaseReport
 from .controls import read_upload, sampling_options, upload_path
 from .errors import UserError, error_markdown, on_error, raise_api_error
 from .models import ModelRegistry, Selection
@@ -121,13 +122,21 @@ def look_for(sampler: str, samples: int) -> str:
 
 @dataclass(frozen=True)
 class FigureRequest:
-    """What the figure button draws: a run's trajectory, its title, and where its downloads are."""
+    """What the figure and report buttons make: a run's trajectory, its title, its case report, and where
+    its downloads are."""
 
     trajectory: Trajectory
     T: int
     title: str
     png: Path
     files: tuple[Path, ...]  # the downloads already written (CSV, JSON)
+    case: CaseReport | None = None
+    pdf: Path | None = None
+
+    def shown(self) -> list[str]:
+        """The downloads made so far: CSV, JSON, then the PNG and the PDF once made."""
+        made = [p for p in (self.png, self.pdf) if p is not None and p.exists()]
+        return [str(p) for p in (*self.files, *made)]
 
 
 class Diagnosis:
@@ -298,7 +307,8 @@ class Diagnosis:
         T = sel.pipe.config.timesteps
         fits = assessable(output.ood)
         suggestions = [] if fits else self.suggestions(image, sel.task)
-        figure = write_downloads(output, sel.source, name, T)
+        case = CaseReport(output, sel.task, sel.source, sel.pipe.config, tuple(suggestions))
+        figure = write_downloads(output, sel.source, name, T, case)
         return frame(
             counter=report.done_markdown(output.steps, output.seconds),
             answer=report.answer_markdown(output, sel.task, fits, suggestions),
@@ -333,7 +343,17 @@ class Diagnosis:
             return gr.skip()
         if not request.png.exists():
             trajectory_png(request.trajectory, request.png, request.T, request.title)
-        return [str(p) for p in (*request.files, request.png)]
+        return request.shown()
+
+    @staticmethod
+    def case_report(request: FigureRequest | None) -> Any:
+        """The one-page PDF report of the run on the page, added to its downloads (nothing before a run)."""
+        if request is None or request.case is None or request.pdf is None:
+            gr.Info("Run the model first: the report is of a run.")
+            return gr.skip()
+        if not request.pdf.exists():
+            request.case.write(request.pdf)
+        return request.shown()
 
     # ------------------------------------------------------------------ API
     @on_error(raise_api_error, "prediction", toast=False)
@@ -369,9 +389,11 @@ def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
     )
 
 
-def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> FigureRequest:
+def write_downloads(
+    output: DiffMICOutput, source: str, name: str, T: int, case: CaseReport | None = None
+) -> FigureRequest:
     """Write the trajectory as CSV and JSON into a new folder; returns their paths (``files``) with what
-    the figure button needs to add a PNG of it beside them."""
+    the figure and report buttons need to add a PNG and a PDF beside them."""
     traj, opts = output.trajectory, output.options
     folder = new_run_folder("diagnose")
     stem = f"diffmic-{slug(name)}-{opts.sampler}-{output.steps}steps-seed{opts.seed}"
@@ -383,4 +405,5 @@ def write_downloads(output: DiffMICOutput, source: str, name: str, T: int) -> Fi
         f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
         f"{opts.samples} runs → {output.label}"
     )
-    return FigureRequest(traj, T, title, folder / f"{stem}.png", (csv_path, json_path))
+    pdf = folder / f"{stem}-report.pdf" if case is not None else None
+    return FigureRequest(traj, T, title, folder / f"{stem}.png", (csv_path, json_path), case, pdf)

@@ -135,14 +135,16 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 with gr.Accordion("Result as JSON (what the predict API returns)", open=False):
                     result_json = gr.JSON(label="prediction", elem_id="result-json")
             downloads = gr.File(
-                label="Downloads: trajectory CSV and JSON (and the figure, once made)",
+                label="Downloads: trajectory CSV and JSON (and the figure and the report, once made)",
                 file_count="multiple",
                 interactive=False,
                 elem_id="downloads",
             )
-            make_figure = gr.Button(
-                "Make the trajectory figure (PNG, 200 dpi)", size="sm", elem_id="make-figure"
-            )
+            with gr.Row():
+                make_figure = gr.Button(
+                    "Make the trajectory figure (PNG, 200 dpi)", size="sm", elem_id="make-figure"
+                )
+                make_report = gr.Button("Case report (PDF)", size="sm", elem_id="make-report")
     gr.Markdown("### Where the model looked")
     with gr.Row(equal_height=False):
         with gr.Column(min_width=340):
@@ -246,4 +248,5 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             **private,
         )
     make_figure.click(diagnosis.figure, figure_state, downloads, show_progress="minimal", **private)
+    make_report.click(diagnosis.case_report, figure_state, downloads, show_progress="minimal", **private)
     api_button.click(on_gpu(diagnosis.predict), api_inputs, api_output, api_name="predict")

@@ -130,7 +130,8 @@ def answer_markdown(
     )
 
 
-def _distribution_line(ood: dict[str, Any]) -> str:
+def distribution_line(ood: dict[str, Any]) -> str:
+    """The distribution check in one sentence: not available, passed or flagged, with score and threshold."""
     if not ood.get("available"):
         return "Distribution check: not available for this model."
     verdict = "flagged (unlike the training images)" if ood.get("flagged") else "passed"
@@ -167,7 +168,7 @@ def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> st
     lines += [
         f"- Spread of the probabilities (entropy): {unc['entropy']:.2f} nats, from 0 (one class certain) "
         f"to {math.log(c):.2f} (all {c} classes equally likely).",
-        f"- {_distribution_line(output.ood)}",
+        f"- {distribution_line(output.ood)}",
         f"- {source}; {output.options.sampler.upper()}, {output.steps} steps, {n} run(s), "
         f"seed {output.options.seed}. ± is the standard deviation over the runs, in percentage points.",
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 
 from app import report
+from app.case_report import config_hash
 from app.controls import sampling_options
 from app.diagnose import OUTPUTS, WAITING, Diagnosis
 from app.errors import UserError
@@ -445,6 +447,48 @@ def test_the_chart_ends_at_the_cards_numbers_on_a_streamed_run(registry, example
     top = report.percent(lines[call["classes"][0]].y[-1])
     assert f"probability {top}" in last["answer"]  # the card's percentage is the chart's last point
     assert len(frames) > 10  # streamed: step frames between the first and the last
+
+
+# ---------------------------------------------------------------- Diagnose: the case report
+def pdf_text(path: str) -> tuple[str, int]:
+    """The text of a one-page PDF (whitespace collapsed) and the number of images on it."""
+    from pypdf import PdfReader
+
+    (page,) = PdfReader(path).pages
+    return " ".join(page.extract_text().split()), len(page.images)
+
+
+def test_the_case_report_holds_the_card_the_numbers_the_maps_and_the_model(registry, example):
+    last = run(Diagnosis(registry), example, "fundus", "DDIM", 10, 4, 2)[-1]
+    assert is_skip(Diagnosis.case_report(None))
+    files = Diagnosis.case_report(last["figure"])
+    assert files[:2] == last["downloads"] and files[-1].endswith("-report.pdf")
+    text, images = pdf_text(files[-1])
+    assert images >= 3  # the model's view, the evidence map, the ROIs
+    head = last["answer"].split("\n\n")[0].removeprefix("### ")
+    assert "DiffMIC case report" in text and head in text  # the card's own words
+    pipe = registry.get("fundus").pipe
+    assert f"config hash {config_hash(pipe.config)}" in text and "bundled fundus model" in text
+    assert re.search(r"Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
+    answer = last["json"]
+    for name, p in answer["probabilities"].items():
+        sd = 100 * answer["uncertainty"]["std"][name]
+        row = f"{report.full_name('fundus', name)} {100 * p:5.1f}% {sd:5.1f}"
+        assert " ".join(row.split()) in text
+        fused = answer["prior"]["fused"][name]
+        assert f"{100 * fused:5.1f}%".strip() in text
+    assert "Distribution check: not available" in text and "not for clinical use" in text
+    assert Diagnosis.figure(last["figure"])[-1] == files[-1]  # the figure joins the downloads, the PDF stays
+
+
+def test_the_case_report_of_a_flagged_image_says_it_cannot_be_assessed(
+    two_models, example, fundus_flags_everything
+):
+    last = run(Diagnosis(two_models), example, "fundus", "DDIM", 5, 2, 0)[-1]
+    text, _ = pdf_text(Diagnosis.case_report(last["figure"])[-1])
+    statement = text.index("it cannot be assessed by this model")
+    assert statement < text.index("The model's answer anyway (unreliable):")
+    assert "derm (Dermoscopy" in text and "Distribution check: flagged" in text
 
 
 # ---------------------------------------------------------------- Diagnose: the maps
