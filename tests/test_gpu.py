@@ -38,6 +38,7 @@ OFF_GPU = {
     "Diagnosis.token",
     "Diagnosis.stop",
     "Diagnosis.figure",
+    "Diagnosis.case_report",
     "Lessons.images_for",
     "Lessons.scrub",
     "Lessons.play",
