@@ -414,19 +414,24 @@ class Trainer:
             self.modules.load_state_dict(live)
 
     @torch.no_grad()
-    def _dcg_outputs(self, dataset) -> dict[str, np.ndarray]:
+    def _dcg_outputs(self, dataset, parts: tuple[str, ...] = ("global", "local")) -> dict[str, np.ndarray]:
+        """Logits of ``parts`` (global, local, encoder) and the labels of a dataset, computing no more: the
+        global stage's validation never runs the local branch or the encoder."""
         self.model.eval()
-        out: dict[str, list] = {"global": [], "local": [], "encoder": [], "labels": []}
+        out: dict[str, list] = {part: [] for part in (*parts, "labels")}
         for start in range(0, len(dataset), 64):
             pixels, labels = batch_of(dataset, np.arange(start, min(start + 64, len(dataset))))
             x = normalise(pixels.numpy(), self.cfg).to(self.device)
-            g = self.model.dcg(x)
-            out["global"].append(g.global_logits.cpu().numpy())
-            out["local"].append(g.local_logits.cpu().numpy())
-            if self.model.encoder is not None:
+            if "local" in parts:
+                g = self.model.dcg(x)
+                out["global"].append(g.global_logits.cpu().numpy())
+                out["local"].append(g.local_logits.cpu().numpy())
+            elif "global" in parts:
+                out["global"].append(self.model.dcg.global_branch(x)[1].cpu().numpy())
+            if "encoder" in parts:
                 out["encoder"].append(self.model.encode(x)[1].cpu().numpy())
             out["labels"].append(labels.numpy())
-        return {k: np.concatenate(v) for k, v in out.items() if v}
+        return {k: np.concatenate(v) for k, v in out.items()}
 
     def validate(self, stage: str) -> dict[str, float]:
         """Validation macro-F1 of the stage's output with the EMA weights (its ``score`` selects)."""
@@ -436,15 +441,14 @@ class Trainer:
         c = self.cfg.num_classes
         if stage == "diffusion":
             return self._validate_diffusion()
-        res = self._dcg_outputs(self.splits.val)
-        w = self.cfg.fusion_weights
-        fused = w[0] * res["global"] + w[1] * res["local"]
-        scores = {
-            m: macro_f1(res["labels"], res[m].argmax(-1), c)
-            for m in ("global", "local", "encoder")
-            if m in res
-        }
-        scores["fused"] = macro_f1(res["labels"], fused.argmax(-1), c)
+        parts = {"global": ("global",), "local": ("global", "local"), "encoder": ("encoder",)}[stage]
+        res = self._dcg_outputs(self.splits.val, parts)
+        scores = {m: macro_f1(res["labels"], res[m].argmax(-1), c) for m in parts}
+        if stage == "local":
+            w = self.cfg.fusion_weights
+            scores["fused"] = macro_f1(
+                res["labels"], (w[0] * res["global"] + w[1] * res["local"]).argmax(-1), c
+            )
         scores["score"] = scores[stage]  # each branch is selected on its own; the fusion is fitted afterwards
         return scores
 
