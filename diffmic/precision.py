@@ -2,7 +2,8 @@
 
 On a CPU with bfloat16 instructions (AVX512-BF16 or AMX) and on CUDA, the convolutions run under
 ``torch.autocast`` in bfloat16 while the weights, the optimiser and the loss stay float32; elsewhere
-everything stays float32. Channels-last tensors let oneDNN and cuDNN pick their fastest kernels.
+everything stays float32. Channels-last tensors (the trainer's model, the batches of
+``transforms.training_batch``) let oneDNN and cuDNN pick their fastest kernels.
 Validation and inference are not autocast: the scores that select the weights are float32 scores.
 """
 
@@ -42,8 +43,3 @@ def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         return
     with torch.autocast(device.type, dtype=dtype):
         yield
-
-
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """A (B, C, H, W) batch in channels-last memory order (other shapes unchanged)."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

@@ -291,6 +291,7 @@ class Trainer:
                 f"{folder} holds a model of another config ({', '.join(sorted(changed))} differ)"
             )
         renewed: tuple[str, ...] = ()
+        fresh_stage = False  # the stage's own modules are new: no saved score to beat
         for fields, first_stage, prefixes in (
             (LOCAL_ARCHITECTURE, "local", NEW_WITH_LOCAL_BRANCH),
             (ENCODER_ARCHITECTURE, "encoder", NEW_WITH_ENCODER),
@@ -303,9 +304,7 @@ class Trainer:
                     f"trained from the {first_stage} stage: begin at '{first_stage}' or earlier"
                 )
             renewed += prefixes
-        fresh_stage = any(
-            p.startswith({"local": "dcg.local_net.", "encoder": "encoder."}.get(stage, "-")) for p in renewed
-        )  # the stage's modules are new: no saved score to beat
+            fresh_stage = fresh_stage or stage == first_stage
         weights = {
             k: v.float() if v.is_floating_point() else v
             for k, v in saved.state_dict().items()
