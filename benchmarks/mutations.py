@@ -195,7 +195,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "lean-batchnorm-mean-sign",
-        "diffmic/lean.py",
+        "diffmic/denoiser.py",
         "shifts.append((linear.bias * gains[:, i] - norm.running_mean) * k + norm.bias)",
         "shifts.append((linear.bias * gains[:, i] + norm.running_mean) * k + norm.bias)",
         "batch-norm's running mean folded with the wrong sign",

@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from .diffusion import _Sampler
+from .diffusion import Sampler
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (y_t, t, prior) rows → eps
 
@@ -54,7 +54,7 @@ def label_to_probs(y: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 def denoise_steps(
     eps_fn: EpsFn,
     prior: torch.Tensor,
-    sampler: _Sampler,
+    sampler: Sampler,
     samples: int = 1,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,
@@ -79,7 +79,7 @@ def denoise_steps(
 def denoise(
     eps_fn: EpsFn,
     prior: torch.Tensor,
-    sampler: _Sampler,
+    sampler: Sampler,
     samples: int = 1,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,

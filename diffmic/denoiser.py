@@ -17,6 +17,7 @@ embedding of t): smooth in t, trained by every step, and tabulated once for infe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,21 @@ class TimestepGains(nn.Module):
         return 1.0 + out.view(-1, self.layers, self.width)
 
 
+@dataclass(frozen=True)
+class FoldedHead:
+    """The eval-mode head as plain tensors (d = width, C = classes, T = timesteps): what ``diffmic.lean``
+    runs. Layer l at timestep t is softplus((v @ W_l) * scale[t, l] + shift[t, l]); the first layer's
+    input is [y_t, prior], its weights split into ``w_y`` and ``w_prior``; eps = h3 @ w_out + b_out."""
+
+    w_y: torch.Tensor  # (C, d) first layer, y_t part (transposed: rows @ w_y)
+    w_prior: torch.Tensor  # (C, d) first layer, prior part
+    weights: tuple[torch.Tensor, torch.Tensor]  # (d, d) x 2: the second and third layers
+    scale: torch.Tensor  # (T, 3, d)
+    shift: torch.Tensor  # (T, 3, d)
+    w_out: torch.Tensor  # (d, C)
+    b_out: torch.Tensor  # (C,)
+
+
 class ConditionalDenoiser(nn.Module):
     """Predicts the noise in a diffused label vector from the image conditioning, y_t, t and the prior."""
 
@@ -70,6 +86,33 @@ class ConditionalDenoiser(nn.Module):
     def gain_table(self) -> torch.Tensor:
         """(T, L, d) gains of every timestep, for inference (a lookup per step, as the authors' table)."""
         return self.gains(torch.arange(self.timesteps, device=self.out.weight.device))
+
+    @torch.no_grad()
+    def fold(self) -> FoldedHead:
+        """The head with eval-mode batch-norm and the timestep gains folded into per-timestep scales and
+        shifts (``FoldedHead``), for the fast reverse chain.
+
+        Batch-norm with frozen statistics is affine, so softplus(BN(Linear(v) * gamma(t))) is
+        softplus((W v) * scale[t] + shift[t]) with scale[t] = gamma(t) * w_bn / sqrt(var + eps) and
+        shift[t] = (b * gamma(t) - mean) * w_bn / sqrt(var + eps) + b_bn.
+        """
+        gains = self.gain_table()  # (T, 3, d)
+        scales, shifts = [], []
+        for i, (linear, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
+            k = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            scales.append(gains[:, i] * k)
+            shifts.append((linear.bias * gains[:, i] - norm.running_mean) * k + norm.bias)
+        c = self.out.out_features
+        w1 = self.linears[0].weight.t()
+        return FoldedHead(
+            w1[:c].contiguous(),
+            w1[c:].contiguous(),
+            (self.linears[1].weight.t().contiguous(), self.linears[2].weight.t().contiguous()),
+            torch.stack(scales, 1).contiguous(),
+            torch.stack(shifts, 1).contiguous(),
+            self.out.weight.t().contiguous(),
+            self.out.bias.clone(),
+        )
 
     def forward(
         self,

@@ -10,13 +10,15 @@ u_t = sqrt(ab_t) u0 + sqrt(1 - ab_t) eps, which is how DDIM is derived below.
 The samplers follow diffusers' split: they know nothing of networks. ``set_timesteps`` picks the
 chain, and ``step(model_output, t, sample, prior)`` turns the predicted noise at step t into the
 sample of the next (smaller) timestep. Timesteps are 0-based: t = T-1 is the noisiest, and the step
-at t = 0 returns the predicted y0.
+at t = 0 returns the predicted y0. Each sampler is one registered class (``SAMPLERS``, ``register_sampler``):
+its name, its words for people and whether its steps are affine (``AffineSampler``: the fast path).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -102,13 +104,34 @@ class StepOutput:
     pred_original_sample: torch.Tensor
 
 
-class _Sampler:
-    """Shared machinery: a chain of timesteps over a ``LabelDiffusion``."""
+class Sampler:
+    """A reverse chain over a ``LabelDiffusion`` (diffusers' scheduler API): ``set_timesteps`` chooses the
+    chain, ``step`` turns the predicted noise at timestep t into the sample of the next one.
 
-    name = "base"
+    A sampler is defined once, by its class: its registry ``name``, what people are shown (``label``,
+    ``help``; ``look_for``: what to look for in its trajectory), its ``default_steps`` in the app (None = all
+    T) and whether it reads ``eta``. ``register_sampler`` enters it in ``SAMPLERS``, the table that
+    ``make_sampler``, ``SamplingOptions``, the CLI and the app read.
 
-    def __init__(self, diffusion: LabelDiffusion):
+    A sampler whose every step is affine in (sample, prior, noise prediction, fresh noise) derives from
+    ``AffineSampler`` and so offers ``coefficients``: the pipeline then runs the folded fast path
+    (``diffmic.lean``). Any other sampler only implements ``step`` and runs in the generic loop
+    (``diffmic.chain.denoise_steps``).
+    """
+
+    name: ClassVar[str] = "base"
+    label: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    look_for: ClassVar[str] = ""
+    default_steps: ClassVar[int | None] = None
+    uses_eta: ClassVar[bool] = False
+    affine: ClassVar[bool] = False  # True: ``coefficients`` gives every step as one affine map
+
+    def __init__(self, diffusion: LabelDiffusion, eta: float = 0.0):
+        if eta < 0:
+            raise ValueError("eta must be >= 0")
         self.diffusion = diffusion
+        self.eta = eta
         self.timesteps: list[int] = []
         self._next: dict[int, int] = {}
         self.set_timesteps(None)
@@ -135,6 +158,31 @@ class _Sampler:
     def init_sample(self, prior: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """y_T ~ N(prior, I)."""
         return prior + gaussian_like(prior, generator)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int,
+        sample: torch.Tensor,
+        prior: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """One reverse step from timestep t, given the predicted noise ``model_output``; the last step of the
+        chain returns the y0 estimate."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _y0(eps, sample, prior, ab_t: float):
+        """y0 from y_t and the noise: ``LabelDiffusion.q_sample`` inverted."""
+        return (sample - (1 - math.sqrt(ab_t)) * prior - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
+
+
+class AffineSampler(Sampler):
+    """A sampler whose rule (``_update``) is affine in its inputs: it offers ``coefficients``, each step as
+    next = a * sample + b * prior + c * eps + sigma * noise, which the folded chain (``diffmic.lean``) uses
+    instead of ``step``."""
+
+    affine: ClassVar[bool] = True
 
     def step(
         self,
@@ -172,11 +220,6 @@ class _Sampler:
 
         return rule(1, 0, 0, 0), rule(0, 1, 0, 0), rule(0, 0, 1, 0), rule(0, 0, 0, 1)
 
-    @staticmethod
-    def _y0(eps, sample, prior, ab_t: float):
-        """y0 from y_t and the noise: ``LabelDiffusion.q_sample`` inverted."""
-        return (sample - (1 - math.sqrt(ab_t)) * prior - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
-
     def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         """The sample at the next timestep (alpha-bar ab_prev) from the one at ab_t: the sampler's rule."""
         raise NotImplementedError
@@ -193,7 +236,29 @@ def gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.T
     return gaussian_cpu(x.shape, x.dtype, generator).to(x.device)
 
 
-class DDPMSampler(_Sampler):
+SAMPLERS: dict[str, type[Sampler]] = {}  # name → class, in the order offered
+
+
+def register_sampler(cls: type[Sampler]) -> type[Sampler]:
+    """Enter a sampler class in ``SAMPLERS`` under its ``name`` (a class decorator)."""
+    if not cls.name or cls.name != cls.name.lower() or not cls.label:
+        raise ValueError(f"a sampler needs a lower-case name and a label, got {cls.name!r} / {cls.label!r}")
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
+def sampler_class(name: str) -> type[Sampler]:
+    """The registered sampler called ``name`` or labelled ``name`` (any case, e.g. ``DDIM`` from the app)."""
+    key = str(name).strip().lower()
+    for cls in SAMPLERS.values():
+        if key in (cls.name, cls.label.lower()):
+            return cls
+    known = " or ".join(cls.name for cls in SAMPLERS.values())
+    raise ValueError(f"unknown sampler {name!r}; use {known}")
+
+
+@register_sampler
+class DDPMSampler(AffineSampler):
     """Ancestral sampling with CARD's posterior q(y_{t-1} | y_t, y0, prior).
 
     With all T steps this is exactly the DDPM/CARD chain; with fewer steps the posterior is taken
@@ -201,6 +266,12 @@ class DDPMSampler(_Sampler):
     """
 
     name = "ddpm"
+    label = "DDPM"
+    help = "ancestral sampling with CARD's posterior, fresh noise at every step (the paper's)"
+    look_for = (
+        "**What to look for:** near t = T the label is mostly noise, so the runs jump around the prior; "
+        "as t falls the noise is taken out and the runs settle on the answer."
+    )
 
     def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         alpha_t = ab_t / ab_prev
@@ -212,16 +283,19 @@ class DDPMSampler(_Sampler):
         return g0 * y0 + g1 * sample + g2 * prior + math.sqrt(var) * noise
 
 
-class DDIMSampler(_Sampler):
+@register_sampler
+class DDIMSampler(AffineSampler):
     """DDIM (Song et al. 2021) in the prior-shifted variable u = y - prior; ``eta=0`` is deterministic."""
 
     name = "ddim"
-
-    def __init__(self, diffusion: LabelDiffusion, eta: float = 0.0):
-        super().__init__(diffusion)
-        if eta < 0:
-            raise ValueError("eta must be >= 0")
-        self.eta = eta
+    label = "DDIM"
+    help = "deterministic with eta = 0, good in a few steps; eta = 1 adds DDPM-like noise"
+    look_for = (
+        "**What to look for:** DDIM walks a smooth, deterministic path from the prior to the answer in "
+        "a few steps; the runs differ only in where they started."
+    )
+    default_steps = 50
+    uses_eta = True
 
     def _update(self, eps, sample, prior, y0, ab_t: float, ab_prev: float, noise):
         sigma = self.eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
@@ -229,16 +303,8 @@ class DDIMSampler(_Sampler):
         return prior + u_prev + sigma * noise
 
 
-def make_sampler(
-    name: str, diffusion: LabelDiffusion, steps: int | None = None, eta: float = 0.0
-) -> _Sampler:
-    """Build a sampler by name (``ddpm`` or ``ddim``) with its timesteps set."""
-    key = name.lower()
-    if key == "ddpm":
-        sampler: _Sampler = DDPMSampler(diffusion)
-    elif key == "ddim":
-        sampler = DDIMSampler(diffusion, eta=eta)
-    else:
-        raise ValueError(f"unknown sampler {name!r}; use 'ddpm' or 'ddim'")
+def make_sampler(name: str, diffusion: LabelDiffusion, steps: int | None = None, eta: float = 0.0) -> Sampler:
+    """Build a registered sampler by name (``SAMPLERS``: ``ddpm``, ``ddim``, ...) with its timesteps set."""
+    sampler = sampler_class(name)(diffusion, eta=eta)
     sampler.set_timesteps(steps)
     return sampler

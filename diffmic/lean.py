@@ -7,10 +7,12 @@ affine, so the layer is softplus((W v) * scale[t] + shift[t]) with
     scale[t] = gamma(t) * w_bn / sqrt(var + eps)
     shift[t] = (b * gamma(t) - mean) * w_bn / sqrt(var + eps) + b_bn,
 
-tabulated once for all T timesteps (``fold``). The first layer reads [y_t, prior]; the prior's part,
-W_p prior, is the same at every step and is computed once per chain. The sampler's update is affine
-too (``_Sampler.coefficients``): next = a y + b prior + c eps + sigma z. What is left per step is three
-small matrix products and a few element-wise operations on a (rows, width) buffer.
+tabulated once for all T timesteps by the denoiser itself (``ConditionalDenoiser.fold``, a
+``FoldedHead``). The first layer reads [y_t, prior]; the prior's part, W_p prior, is the same at every
+step and is computed once per chain. The sampler's update must be affine too: an ``AffineSampler`` offers
+it (``AffineSampler.coefficients``): next = a y + b prior + c eps + sigma z. What is left per step is
+three small matrix products and a few element-wise operations on a (rows, width) buffer. Any other
+sampler, or a denoiser that cannot fold, runs in the generic loop (``DiffMICPipeline.denoise`` decides).
 
 ``lean_chain`` gives the same numbers as ``chain.denoise_steps`` driven by the unfolded head (to float
 rounding; a test holds them within 1e-5) and draws its noise from the generator in the same order.
@@ -19,49 +21,20 @@ rounding; a test holds them within 1e-5) and draws its noise from the generator 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .chain import DenoiseState
-from .denoiser import ConditionalDenoiser
-from .diffusion import _Sampler, gaussian_cpu
+from .denoiser import ConditionalDenoiser, FoldedHead
+from .diffusion import AffineSampler, gaussian_cpu
+
+__all__ = ["FoldedHead", "fold", "lean_chain"]
 
 
-@dataclass(frozen=True)
-class FoldedHead:
-    """The eval-mode denoiser head as plain tensors (d = width, C = classes, T = timesteps)."""
-
-    w_y: torch.Tensor  # (C, d) first layer, y_t part (transposed: rows @ w_y)
-    w_prior: torch.Tensor  # (C, d) first layer, prior part
-    weights: tuple[torch.Tensor, torch.Tensor]  # (d, d) x 2: the second and third layers
-    scale: torch.Tensor  # (T, 3, d)
-    shift: torch.Tensor  # (T, 3, d)
-    w_out: torch.Tensor  # (d, C)
-    b_out: torch.Tensor  # (C,)
-
-
-@torch.no_grad()
 def fold(denoiser: ConditionalDenoiser) -> FoldedHead:
-    """Fold eval-mode batch-norm and the timestep gains into per-timestep scales and shifts."""
-    gains = denoiser.gain_table()  # (T, 3, d)
-    scales, shifts = [], []
-    for i, (linear, norm) in enumerate(zip(denoiser.linears, denoiser.norms, strict=True)):
-        k = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        scales.append(gains[:, i] * k)
-        shifts.append((linear.bias * gains[:, i] - norm.running_mean) * k + norm.bias)
-    c = denoiser.out.out_features
-    w1 = denoiser.linears[0].weight.t()
-    return FoldedHead(
-        w1[:c].contiguous(),
-        w1[c:].contiguous(),
-        (denoiser.linears[1].weight.t().contiguous(), denoiser.linears[2].weight.t().contiguous()),
-        torch.stack(scales, 1).contiguous(),
-        torch.stack(shifts, 1).contiguous(),
-        denoiser.out.weight.t().contiguous(),
-        denoiser.out.bias.clone(),
-    )
+    """The denoiser's head folded into per-timestep tables (``ConditionalDenoiser.fold``)."""
+    return denoiser.fold()
 
 
 @torch.inference_mode()
@@ -69,7 +42,7 @@ def lean_chain(
     head: FoldedHead,
     gate: torch.Tensor,
     prior: torch.Tensor,
-    sampler: _Sampler,
+    sampler: AffineSampler,
     samples: int = 1,
     generator: torch.Generator | None = None,
     temperature: float = 1.0,

@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-SAMPLERS = ("ddpm", "ddim")
+from .diffusion import sampler_class
+
 MAX_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Sampler (``ddpm``: all T steps unless ``steps`` is given; ``ddim``), steps, chains per image, seed,
-    DDIM's eta, and the prior mean of the chain (``fused``; ``global``/``local``/``none`` for teaching)."""
+    """Sampler (a name or label of ``diffusion.SAMPLERS``, stored as its name; all T steps unless ``steps``
+    is given), steps, chains per image, seed, DDIM's eta, and the prior mean of the chain (``fused``;
+    ``global``/``local``/``none`` for teaching)."""
 
     sampler: str = "ddpm"
     steps: int | None = None  # None = all T
@@ -23,10 +25,7 @@ class SamplingOptions:
     prior: str = "fused"
 
     def __post_init__(self) -> None:
-        name = str(self.sampler).strip().lower()
-        object.__setattr__(self, "sampler", name)
-        if name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; use DDPM or DDIM")
+        object.__setattr__(self, "sampler", sampler_class(self.sampler).name)
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1 (or None for all T), got {self.steps}")
         if not 1 <= self.samples <= MAX_SAMPLES:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .chain import DenoiseState, last_state
+from .chain import DenoiseState, EpsFn, denoise_steps, last_state
 from .diffusion import make_sampler
 from .imageio import load_image
 from .lean import FoldedHead, fold, lean_chain
@@ -163,17 +163,40 @@ class DiffMICPipeline:
     ) -> Iterator[DenoiseState]:
         """The reverse chain from conditioning vectors (B, D) and prior means (B, C); a state per step.
 
-        Runs the folded head (``diffmic.lean``): the same numbers as the plain loop of
-        ``diffmic.chain.denoise_steps``, at a fraction of its per-step cost.
+        A sampler that offers affine steps (``AffineSampler``) runs on the folded head (``diffmic.lean``):
+        the same numbers as the generic loop, at a fraction of its per-step cost. Any other sampler runs
+        in the generic loop (``diffmic.chain.denoise_steps``) through its ``step``.
         """
         model = self.model
         sampler = make_sampler(options.sampler, model.diffusion, options.steps, options.eta)
         generator = torch.Generator().manual_seed(int(options.seed))
         with torch.inference_mode():
             gates = model.denoiser.gate(features).repeat_interleave(options.samples, dim=0)
-        yield from lean_chain(
-            self.folded_head(), gates, prior, sampler, options.samples, generator, self.config.temperature
+        if sampler.affine and callable(getattr(model.denoiser, "fold", None)):
+            yield from lean_chain(
+                self.folded_head(), gates, prior, sampler, options.samples, generator, self.config.temperature
+            )
+            return
+        eps = self.noise_prediction(gates)
+        yield from denoise_steps(
+            eps,
+            prior,
+            sampler,
+            samples=options.samples,
+            generator=generator,
+            temperature=self.config.temperature,
         )
+
+    def noise_prediction(self, gates: torch.Tensor) -> EpsFn:
+        """The denoiser as the generic loop's noise prediction, for rows of these image gates (the timestep
+        gains looked up in the denoiser's table)."""
+        denoiser = self.model.denoiser
+        gains = denoiser.gain_table()
+
+        def eps(y: torch.Tensor, t: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+            return denoiser(gates, y, t, prior, gains=gains[t])
+
+        return eps
 
     def folded_head(self) -> FoldedHead:
         """The denoiser folded for inference, recomputed only when its weights have changed."""
