@@ -1,7 +1,9 @@
 """Write the app's example images: one generated image per class and task, named with its true label.
 
-Examples come from the held-out index range (never trained on). A grayscale placenta example is also
-written as DICOM (ultrasound is stored that way), to show the DICOM path.
+Examples come from the held-out index range (never trained on) and are unambiguous: the Bayes rule on
+what the image shows (``ceiling.bayes_posterior``) names their label with probability ≥ ``MIN_POSTERIOR``,
+so an example answered wrongly is the model's error, never the data's. A grayscale placenta example is
+also written as DICOM (ultrasound is stored that way), to show the DICOM path.
 
     python -m diffmic.data.synthetic.examples assets [--size 256]
 """
@@ -17,8 +19,10 @@ from PIL import Image
 
 from ..datasets import SYNTHETIC_TEST_START
 from . import GENERATORS, generate_sample, label_of
+from .ceiling import bayes_posterior
 
 EXAMPLE_SEED = 0
+MIN_POSTERIOR = 0.85  # the clearest the data allow for every class (a melanoma at most 0.89)
 
 
 def slug(name: str) -> str:
@@ -27,14 +31,17 @@ def slug(name: str) -> str:
 
 
 def example_indices(task: str, per_class: int = 1) -> dict[int, list[int]]:
-    """Held-out indices with each label, the first ``per_class`` of each."""
+    """Held-out indices with each label, the first ``per_class`` of each whose Bayes posterior of its
+    label is at least ``MIN_POSTERIOR``."""
     k = GENERATORS[task].num_classes
     found: dict[int, list[int]] = {c: [] for c in range(k)}
     index = SYNTHETIC_TEST_START + 500_000  # beyond the benchmark's test images too
     while any(len(v) < per_class for v in found.values()):
         label = label_of(task, index, EXAMPLE_SEED)
         if len(found[label]) < per_class:
-            found[label].append(index)
+            _, posterior = bayes_posterior(task, [index], EXAMPLE_SEED)
+            if posterior[0, label] >= MIN_POSTERIOR:
+                found[label].append(index)
         index += 1
     return found
 
