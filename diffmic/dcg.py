@@ -173,7 +173,7 @@ class DualGuidance(nn.Module):
         pixels = self.global_view(x) * std + mean
         field = rois.box_fractions(rois.field_mask(pixels), boxes)
         idx = rois.select_rois(
-            heat.flatten(1), boxes, cfg.num_crops, cfg.roi_nms_iou, field >= cfg.roi_min_field
+            heat.flatten(1), boxes, cfg.num_crops, cfg.roi_nms_iou, field >= cfg.roi_min_field, field
         )
         return boxes[idx], heat
 

@@ -91,13 +91,19 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def select_rois(
-    score: torch.Tensor, boxes: torch.Tensor, k: int, nms_iou: float, eligible: torch.Tensor | None = None
+    score: torch.Tensor,
+    boxes: torch.Tensor,
+    k: int,
+    nms_iou: float,
+    eligible: torch.Tensor | None = None,
+    fallback: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Greedy NMS: indices (B, k) of candidate ``boxes`` (N, 4) by ``score`` (B, N), most salient first.
 
     A candidate overlapping an already chosen box by IoU > ``nms_iou``, or not ``eligible`` (B, N), is
     skipped while others remain; when fewer than k remain, the best skipped ones fill the rest, so k
-    indices are always returned (eligible-but-overlapping before ineligible).
+    indices are always returned (eligible-but-overlapping before ineligible; ineligible ones in the order
+    of ``fallback`` (B, N) in [0, 1], highest first — their field fraction —, else by score).
     """
     b, n = score.shape
     if eligible is None:
@@ -105,8 +111,11 @@ def select_rois(
     overlap = box_iou(boxes, boxes).to(score.device) > nms_iou  # (N, N)
     rows = torch.arange(b, device=score.device)
     span = score.max() - score.min() + 1.0
-    # rank: eligible and free first, then eligible but overlapping, then ineligible; score breaks ties
+    # rank: eligible and free first, then eligible but overlapping, then ineligible (by fallback, then
+    # overlap, then score); score breaks ties
     penalty = (~eligible).float() * 2 * span
+    if fallback is not None:
+        penalty = penalty + (~eligible).float() * (1 - fallback) * 1e4 * span
     taken = torch.zeros(b, n, dtype=torch.bool, device=score.device)
     blocked = torch.zeros_like(taken)
     chosen = []

@@ -144,3 +144,15 @@ def test_first_class_contrast_sets_each_class_against_class_zero():
         g = model.dcg(torch.randn(1, 3, 128, 128))
     s = g.class_saliency(torch.tensor([2]), "first-class")[0]
     assert int(s.argmax()) == int((g.cam[0, 2] - g.cam[0, 0]).argmax())
+
+
+def test_when_too_few_boxes_lie_wholly_on_the_field_the_rest_are_the_most_on_it():
+    # a speckled field leaves only a few boxes wholly inside it; the others must then be the boxes most
+    # inside the field (not the highest scores in the black surround, as a fallback by score would pick)
+    boxes = rois.candidate_boxes(4, 128, 32)  # 16 disjoint boxes
+    field = torch.tensor([[1.0, 0.99, 0.98, 0.2] + [0.0] * 12])
+    score = torch.linspace(0, 1, 16)[None]  # the dark boxes score highest
+    idx = rois.select_rois(score, boxes, k=3, nms_iou=0.1, eligible=field >= 1.0, fallback=field)
+    assert idx[0].tolist() == [0, 1, 2]
+    by_score = rois.select_rois(score, boxes, k=3, nms_iou=0.1, eligible=field >= 1.0)
+    assert by_score[0].tolist() == [0, 15, 14]
