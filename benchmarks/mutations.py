@@ -88,7 +88,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "resume-forgets-optimizer-and-ema",
-        "diffmic/train.py",
+        "diffmic/checkpoint.py",
         '        self.optimizer.load_state_dict(payload["optimizer"])\n'
         '        self.ema.load_state_dict(payload["ema"])\n',
         "",
@@ -498,7 +498,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ema-update-skipped",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "        self.ema.update(self.modules)\n",
         "",
         "the EMA never updated: the validated and saved weights are the initial ones",
@@ -506,7 +506,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "validated-with-live-weights",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "return self._with_ema(lambda: self._validate(stage))",
         "return self._validate(stage)",
         "validation scores the live weights, not the EMA weights that are kept",
@@ -514,7 +514,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "best-weights-not-restored",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "            self.modules.load_state_dict(self.best)\n",
         "            pass\n",
         "a stage ends with its last weights instead of the best validation's EMA weights",
@@ -522,7 +522,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "resume-forgets-generator",
-        "diffmic/train.py",
+        "diffmic/checkpoint.py",
         '        self.generator.set_state(payload["generator"])\n',
         "",
         "a resumed run redraws the augmentations and noise the stopped run had drawn",
@@ -530,7 +530,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "resume-forgets-best",
-        "diffmic/train.py",
+        "diffmic/checkpoint.py",
         '        self.best = payload["best"] or None\n',
         "        self.best = None\n",
         "a resumed run forgets the best weights so far",
@@ -538,7 +538,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "resumed-epoch-loss-partial",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "self.state.batch, self.state.loss_sum = 0, 0.0",
         "self.state.batch = 0",
         "an epoch's mean loss also counts the earlier epochs' losses",
@@ -546,7 +546,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "patience-ignored",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "while self.state.epoch < epochs and self.state.stale < self.tc.patience:",
         "while self.state.epoch < epochs:",
         "a stage runs to its epoch cap although validation stopped improving",
@@ -554,7 +554,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "validation-schedule-off-by-one",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "return (self.state.epoch + 1) % every == 0 or",
         "return self.state.epoch % every == 0 or",
         "the cached stage validates after epochs 1, 11, 21... instead of 10, 20, 30...",
@@ -562,11 +562,19 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "no-checkpoint-at-epoch-end",
-        "diffmic/train.py",
+        "diffmic/stage_loop.py",
         "        self.state.batch, self.state.loss_sum = 0, 0.0\n        self.save_checkpoint()\n",
         "        self.state.batch, self.state.loss_sum = 0, 0.0\n",
         "no checkpoint at an epoch's end (documented: every few minutes and at every epoch's end)",
         RESUME,
+    ),
+    M(
+        "encoder-stage-without-encoder",
+        "diffmic/train.py",
+        'return "diffusion" if nxt == "encoder" and self.model.encoder is None else nxt',
+        "return nxt",
+        "a model without an encoder of its own is sent into the encoder stage after the local one",
+        TRAIN,
     ),
     M(
         "cached-view-always-0",

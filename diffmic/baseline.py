@@ -1,7 +1,7 @@
 """A plain CNN classifier to compare DiffMIC with: the global network alone (its backbone, stride and
 pooled linear head), trained with the same data, augmentation, epoch cap, early stopping and
-validation-based selection as DiffMIC's global stage. Saved like a DiffMIC (``config.json`` +
-``model.safetensors``), resumable.
+validation-based selection as DiffMIC's global stage: by the same loop (``stage_loop.StageLoop``, with its
+checkpoint and resume), on the same batches. Saved like a DiffMIC (``config.json`` + ``model.safetensors``).
 
     python -m diffmic.baseline --task fundus --out runs/cnn_fundus          # train one
     python -m diffmic.baseline --from-model runs/fundus --out runs/cnn_fundus  # export DCG stage 1's
@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +23,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from . import hub
 from .backbones import create_backbone
 from .config import IMAGENET_MEAN, IMAGENET_STD, DiffMICConfig
 from .data.datasets import Splits, batch_of, synthetic_splits
 from .dcg import top_pool
-from .distributed import Distributed, epoch_batches
-from .ema import EMA
+from .losses import global_loss
 from .metrics import macro_f1
 from .model import DiffMIC
+from .precision import autocast
+from .stage_loop import StageLoop
 from .tasks import generated_tasks
-from .train import TrainConfig
-from .transforms import augment, normalise
+from .train_config import STAGES, TrainConfig, TrainState
+from .transforms import normalise
+
+STAGE = STAGES[0]  # the baseline is DiffMIC's global stage
 
 
 @dataclass
@@ -77,6 +78,10 @@ class CNNConfig:
             config.top_percent,
         )
 
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (what a checkpoint must match to be resumed)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
     def save(self, path: Path) -> None:
         """Write as JSON."""
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -108,7 +113,11 @@ class CNNClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, C) of preprocessed inputs (B, 3, input_size, input_size)."""
         s = self.config.input_scale
-        fmap = self.backbone.forward_features(F.avg_pool2d(x, s) if s > 1 else x)
+        return self.forward_view(F.avg_pool2d(x, s) if s > 1 else x)
+
+    def forward_view(self, view: torch.Tensor) -> torch.Tensor:
+        """``forward`` of inputs already average-pooled to the network's view (image_size px)."""
+        fmap = self.backbone.forward_features(view)
         cam = torch.einsum("bdhw,cd->bchw", fmap, self.head.weight) + self.head.bias[:, None, None]
         return top_pool(cam, self.config.top_percent)
 
@@ -143,78 +152,59 @@ def predict_probs(model: CNNClassifier, dataset: Dataset, batch_size: int = 64) 
     out = []
     for start in range(0, len(dataset), batch_size):
         pixels, _ = batch_of(dataset, np.arange(start, min(start + batch_size, len(dataset))))
-        out.append(model(normalise(pixels.numpy(), model.config)).softmax(-1).numpy())
+        x = normalise(pixels.numpy(), model.config).to(model.head.weight.device)
+        out.append(model(x).softmax(-1).cpu().numpy())
     return np.concatenate(out)
 
 
-@dataclass
-class BaselineState:
-    """Where a baseline run is (in its checkpoint)."""
+class BaselineTrainer(StageLoop):
+    """DiffMIC's global stage run on the plain CNN: the same loop (``stage_loop.StageLoop``: AdamW, EMA,
+    patience, validation on the EMA weights, the best kept, checkpoint and resume), the same batches
+    (the global view, pooled before augmenting) and loss; validation by the CNN's own macro-F1."""
 
-    epoch: int = 0
-    best: float = -1.0
-    stale: int = 0
-    history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
+    def __init__(self, config: CNNConfig, splits: Splits, train_config: TrainConfig):
+        self.cfg = config
+        self._start(train_config, splits, lambda: CNNClassifier(config))
+        self._new_stage(STAGE)
+
+    def _stage_modules(self, stage: str) -> nn.ModuleList:
+        return nn.ModuleList([self.model])
+
+    def _lr(self, stage: str) -> float:
+        return self.tc.global_lr
+
+    def _epochs(self, stage: str) -> int:
+        return self.tc.global_epochs
+
+    def _loss(self, stage: str, idx: np.ndarray) -> torch.Tensor:
+        view, y = self._images(idx, pool=self.cfg.input_scale)
+        with autocast(self.device, self.dtype):
+            return global_loss(self.model.forward_view(view), y)
+
+    def _validate(self, stage: str) -> dict[str, float]:
+        classes = len(self.cfg.class_names)
+        f1 = macro_f1(self.splits.val.labels, predict_probs(self.model, self.splits.val).argmax(-1), classes)
+        return {"macro_f1": f1, "score": f1}
+
+    def _finish_stage(self, stage: str) -> None:
+        """The best EMA weights saved in ``out`` with the log."""
+        self._restore_best()
+        self.model.save_pretrained(self.out)
+        (self.out / "train_log.json").write_text(json.dumps(dataclasses.asdict(self.state), indent=2))
+
+    def run(self) -> TrainState:
+        """Train (resuming from ``out/checkpoint.pt``) to the epoch cap or patience; the state at the end."""
+        self.resume()
+        self._run_stage(STAGE)
+        self.save_checkpoint()
+        return self.state
 
 
-def train_cnn(config: CNNConfig, splits: Splits, out: Path, tc: TrainConfig) -> BaselineState:
-    """Train with the recipe of DiffMIC's global stage (epoch cap, patience, lr, augmentation, EMA).
-
-    Resumes from ``out/checkpoint.pt``; the best EMA weights are saved in ``out`` as they improve.
-    """
-    torch.manual_seed(tc.seed)
-    model = CNNClassifier(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.global_lr, weight_decay=tc.weight_decay)
-    ema, gen, dist = EMA(model, tc.ema_decay), torch.Generator().manual_seed(tc.seed + 1), Distributed()
-    state, ckpt = BaselineState(), out / "checkpoint.pt"
-    if ckpt.is_file():
-        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(payload["model"])
-        opt.load_state_dict(payload["optimizer"])
-        ema.load_state_dict(payload["ema"])
-        gen.set_state(payload["generator"])
-        state = BaselineState(**json.loads(payload["state"]))
-    tick = time.monotonic()
-    while state.epoch < tc.global_epochs and state.stale < tc.patience:
-        model.train()
-        losses = []
-        batches = epoch_batches(len(splits.train), tc.batch_size, tc.seed, state.epoch, dist)
-        for idx in tqdm(batches, desc=f"cnn {state.epoch + 1}", leave=False):
-            pixels, labels = batch_of(splits.train, idx)
-            x = normalise(pixels.numpy(), config)
-            loss = F.cross_entropy(model(augment(x, gen) if tc.augment else x), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            ema.update(model)
-            losses.append(loss.item())
-        live = {k: v.clone() for k, v in model.state_dict().items()}
-        ema.copy_to(model)
-        f1 = macro_f1(splits.val.labels, predict_probs(model, splits.val).argmax(-1), len(config.class_names))
-        state.history.append({"epoch": state.epoch + 1, "loss": float(np.mean(losses)), "val_macro_f1": f1})
-        tqdm.write(f"cnn epoch {state.epoch + 1}: loss {np.mean(losses):.4f} val macro-F1 {f1:.3f}")
-        if f1 > state.best:
-            state.best, state.stale = f1, 0
-            model.save_pretrained(out)
-        else:
-            state.stale += 1
-        model.load_state_dict(live)
-        state.epoch += 1
-        now = time.monotonic()
-        state.train_seconds, tick = state.train_seconds + now - tick, now
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "ema": ema.state_dict(),
-            "generator": gen.get_state(),
-            "state": json.dumps(dataclasses.asdict(state)),
-        }
-        torch.save(payload, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
-    (out / "train_log.json").write_text(json.dumps(dataclasses.asdict(state), indent=2))
-    return state
+def train_cnn(config: CNNConfig, splits: Splits, out: Path, tc: TrainConfig) -> TrainState:
+    """Train with the recipe of DiffMIC's global stage (epoch cap, patience, lr, augmentation, EMA), in
+    ``out``: the best EMA weights (``config.json``, ``model.safetensors``), ``train_log.json`` and a
+    checkpoint that a larger epoch cap continues."""
+    return BaselineTrainer(config, splits, dataclasses.replace(tc, out_dir=str(out))).run()
 
 
 def export_global_network(model_folder: str | Path, out: Path) -> CNNClassifier:
