@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from diffmic.dicom import read_dicom_info
 from diffmic.imageio import ImageLoadError, load_image
 from diffmic.options import SamplingOptions
 
@@ -31,6 +32,17 @@ def read_upload(file: Any) -> Image.Image:
         return load_image(path)
     except ImageLoadError as err:
         raise UserError(f"{Path(path).name}: {err}") from err
+
+
+def scan_details(file: Any) -> str:
+    """The line under the preview for a DICOM upload: modality, body part, pixel spacing, the window it is
+    shown with (``DicomInfo.describe``); empty for other files or when the preview says what is wrong."""
+    path = upload_path(file)
+    try:
+        info = read_dicom_info(path) if path else None
+    except ImageLoadError:
+        return ""
+    return "" if info is None else f"DICOM: {info.describe()}"
 
 
 def _whole(value: Any, default: int | None) -> int | None:

@@ -26,33 +26,19 @@ new ``PIL.Image.Image`` of mode ``"RGB"`` (8 bits per channel). Anything it cann
 | array of floats all within [0, 1] | multiplied by 255 |
 | array of another shape or dtype, empty, or with NaN/inf | a message naming the expected shape or dtype |
 | smaller than 16 px on either side | `image is W×H px; at least 16×16 is needed` |
-| DICOM (`DICM` at byte 128) | see the next table |
+| DICOM (`DICM` at byte 128) | decoded by :mod:`diffmic.dicom` (table there) |
 
 Only the PNG, JPEG, BMP, TIFF, WebP and GIF decoders of Pillow are ever given the bytes. PIL's global
 settings (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``) are left untouched. A
 constant image that needs min–max scaling becomes black. Alpha in a float array is clipped to [0, 1];
 alpha in a uint16 array is read as 0–65535.
 
-| DICOM (read with pydicom) | Result |
-| --- | --- |
-| no pixel data | `the DICOM file has no pixel data` |
-| not parseable | `the DICOM file is corrupt or truncated` |
-| pixel data shorter than the header says | `the DICOM pixel data is corrupt or truncated` |
-| Rows × Columns above `max_pixels` | the pixel-limit message, before any pixel is decoded |
-| compressed, no decoder | `the DICOM image is compressed as SYNTAX (UID), which no installed decoder ...` |
-| private transfer syntax | `the DICOM file has an unknown transfer syntax (UID); export it uncompressed` |
-| grayscale | Modality LUT (RescaleSlope/Intercept), then the VOI LUT or the first WindowCenter/Width pair |
-| grayscale without VOI LUT or window | min–max of the rescaled values |
-| MONOCHROME1 | inverted after windowing (high values dark) |
-| RGB (PlanarConfiguration 0 or 1) | kept as colour |
-| YBR_FULL, YBR_FULL_422, ... | converted to RGB |
-| PALETTE COLOR | expanded through its palette |
-| multi-frame | the first frame only |
+DICOM files are read by :mod:`diffmic.dicom`: the first frame as the file says to display it (Modality LUT,
+then its VOI LUT or window, MONOCHROME1 inverted; min–max when it gives neither), with its own size checks.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
@@ -101,9 +87,9 @@ def load_image(
         size = memoryview(source).nbytes
         if size > max_bytes:
             raise ImageLoadError(_too_big(size, max_bytes))
-        image = _bytes_to_rgb(bytes(source), max_pixels)
+        image = _bytes_to_rgb(bytes(source), max_bytes, max_pixels)
     elif isinstance(source, (str, os.PathLike)):
-        image = _bytes_to_rgb(_read_file(Path(source), max_bytes), max_pixels)
+        image = _bytes_to_rgb(_read_file(Path(source), max_bytes), max_bytes, max_pixels)
     else:
         raise ImageLoadError(f"cannot load an image from a {type(source).__name__}")
     return _check_min_size(image)
@@ -114,31 +100,11 @@ def is_dicom(data: bytes) -> bool:
     return bytes(data[128:132]) == b"DICM"
 
 
-def load_dicom(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode a DICOM file (first frame) into an 8-bit RGB image, applying its LUTs and window."""
-    import pydicom
+def load_dicom(data: bytes, *, max_bytes: int = MAX_FILE_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode a DICOM file (first frame) into an 8-bit RGB image as the file says to display it."""
+    from .dicom import dicom_to_image  # imports this module: imported when first needed
 
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=False)
-        for _ in ds.iterall():  # parse every element now, so that malformed ones fail here
-            pass
-        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-    except Exception as exc:  # pydicom raises many kinds of errors on malformed files
-        raise ImageLoadError("the DICOM file is corrupt or truncated") from exc
-    if not any(key in ds for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise ImageLoadError("the DICOM file has no pixel data")
-    if rows == 0 or cols == 0:
-        raise ImageLoadError("the DICOM file does not give the image size (Rows/Columns)")
-    _check_pixels(cols, rows, max_pixels)
-
-    pixels = _dicom_first_frame(ds)
-    try:
-        rgb = _dicom_to_uint8(pixels, ds)
-    except ImageLoadError:
-        raise
-    except Exception as exc:  # e.g. a malformed LUT or window
-        raise ImageLoadError("the DICOM file has inconsistent image attributes") from exc
-    return _check_min_size(Image.fromarray(np.ascontiguousarray(rgb)).convert("RGB"))
+    return _check_min_size(dicom_to_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
 
 
 # --- files and bytes ---------------------------------------------------------------------------------
@@ -171,12 +137,12 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _bytes_to_rgb(data: bytes, max_pixels: int) -> Image.Image:
+def _bytes_to_rgb(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode the bytes of a DICOM or common image file."""
     if not data:
         raise ImageLoadError("the file is empty")
     if is_dicom(data):
-        return load_dicom(data, max_pixels=max_pixels)
+        return load_dicom(data, max_bytes=max_bytes, max_pixels=max_pixels)
     # PIL warns about images above its own limit; ours is checked explicitly instead.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -328,111 +294,3 @@ def _check_finite(values: np.ndarray) -> None:
     """Refuse NaN and infinite values."""
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ImageLoadError("the image contains NaN or infinite values")
-
-
-# --- DICOM ---------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _dicom_functions() -> dict:
-    """pydicom's pixel helpers: ``pydicom.pixels`` (pydicom 3) or the older pixel_data_handlers (2.x)."""
-    try:
-        from pydicom import pixels as helpers
-    except ImportError:  # pydicom < 3
-        from pydicom.pixel_data_handlers import util as helpers
-    names = ("apply_modality_lut", "apply_voi_lut", "apply_windowing", "apply_color_lut")
-    functions = {name: getattr(helpers, name) for name in names}
-    functions["pixel_array"] = getattr(helpers, "pixel_array", None)
-    functions["convert_color_space"] = helpers.convert_color_space
-    return functions
-
-
-def _dicom_first_frame(ds) -> np.ndarray:
-    """Decode the first frame; colour comes back as RGB. Undecodable data raises ImageLoadError."""
-    from pydicom.uid import UID
-
-    functions = _dicom_functions()
-    syntax = ds.file_meta.get("TransferSyntaxUID")
-    syntax = syntax if isinstance(syntax, UID) else None  # a malformed file may hold several values
-    compressed = _is_compressed(syntax)
-    try:
-        if functions["pixel_array"] is not None:  # pydicom 3: decodes only frame 0, YBR -> RGB
-            return functions["pixel_array"](ds, index=0)
-        pixels = ds.pixel_array  # pydicom 2: all frames, colour space as stored
-        if int(ds.get("NumberOfFrames") or 1) > 1:
-            pixels = pixels[0]
-        photometric = str(ds.get("PhotometricInterpretation", ""))
-        if photometric.startswith("YBR") and pixels.ndim == 3 and not compressed:
-            pixels = functions["convert_color_space"](pixels, photometric, "RGB")
-        return pixels
-    except (NotImplementedError, RuntimeError) as exc:
-        if compressed:
-            message = (
-                f"the DICOM image is compressed as {syntax.name} ({syntax}), which no installed decoder "
-                "can read; export it uncompressed"
-            )
-        elif syntax is not None and syntax.name == str(syntax):  # pydicom does not know this UID
-            message = f"the DICOM file has an unknown transfer syntax ({syntax}); export it uncompressed"
-        else:
-            message = "the DICOM pixel data could not be decoded"
-        raise ImageLoadError(message) from exc
-    except Exception as exc:  # wrong lengths, inconsistent tags, ...
-        raise ImageLoadError("the DICOM pixel data is corrupt or truncated") from exc
-
-
-def _is_compressed(syntax) -> bool:
-    """True for a known compressed transfer syntax (False if missing or unknown)."""
-    try:
-        return syntax is not None and syntax.is_transfer_syntax and syntax.is_compressed
-    except ValueError:  # pydicom 2, for a private UID
-        return False
-
-
-def _dicom_to_uint8(pixels: np.ndarray, ds) -> np.ndarray:
-    """Decoded DICOM pixels to uint8 gray (H×W) or RGB (H×W×3)."""
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    if pixels.ndim == 3:  # RGB, or YBR already converted to RGB
-        return _to_uint8(pixels)
-    if photometric == "PALETTE COLOR":
-        return _to_uint8(_dicom_functions()["apply_color_lut"](pixels, ds))
-    return _dicom_gray_to_uint8(pixels, ds, invert=photometric == "MONOCHROME1")
-
-
-def _dicom_gray_to_uint8(pixels: np.ndarray, ds, *, invert: bool) -> np.ndarray:
-    """Modality LUT, then VOI LUT/window (or min–max), optional MONOCHROME1 inversion, to uint8."""
-    values = _dicom_functions()["apply_modality_lut"](pixels, ds)
-    unit = _dicom_voi(values, ds)
-    if unit is None:
-        unit = _unit_range(values)
-    if invert:
-        unit = 1 - unit
-    return np.rint(unit * 255).astype(np.uint8)
-
-
-def _dicom_voi(values: np.ndarray, ds) -> np.ndarray | None:
-    """The file's VOI LUT or first window, mapped to [0, 1]; None if it defines no usable one."""
-    functions = _dicom_functions()
-    if "VOILUTSequence" in ds:
-        indices = np.rint(values).astype(np.int64) if values.dtype.kind == "f" else values  # LUT inputs
-        return _unit_range(functions["apply_voi_lut"](indices, ds, index=0))
-    if ds.get("WindowCenter") is None or ds.get("WindowWidth") is None:
-        return None
-    try:
-        center, width = _first_value(ds.WindowCenter), _first_value(ds.WindowWidth)
-        windowed = functions["apply_windowing"](values.astype(np.float64), ds, index=0)
-        # pydicom maps the window onto the stored value range; far below/above the window it returns
-        # exactly that range's two ends, which then become black and white.
-        probe = np.array([center - 50 * abs(width) - 1, center + 50 * abs(width) + 1], np.float64)
-        black, white = functions["apply_windowing"](probe, ds, index=0)
-    except (ValueError, TypeError, IndexError, ZeroDivisionError):
-        return None  # e.g. a zero or negative width
-    if white <= black:
-        return None
-    return np.clip((windowed - black) / (white - black), 0, 1).astype(np.float32)
-
-
-def _first_value(value) -> float:
-    """The first value of a possibly multi-valued DICOM number."""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0]
-    return float(value)
