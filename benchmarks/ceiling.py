@@ -6,7 +6,7 @@ Computed from the generators' own plans, without rendering (``diffmic.data.synth
 - ``bayes_expected``: its expectation over fresh images, exact (a sum over every visible plan);
 - ``bayes_fresh``: a Monte-Carlo check of it on ``n_fresh`` fresh plans drawn by the generators' own code.
 
-    python benchmarks/ceiling.py [--tasks fundus derm placenta] [--n 500] [--fresh 50000] [--json]
+    python benchmarks/ceiling.py [--tasks TASK ...] [--n 500] [--fresh 50000] [--json]
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffmic.data.synthetic.ceiling import LAWS, best_possible, ceiling, expected_ceiling  # noqa: E402
-from diffmic.tasks import generated_tasks  # noqa: E402
+from diffmic.data.synthetic.ceiling import (  # noqa: E402
+    best_possible,
+    ceiling,
+    expected_ceiling,
+    tasks_with_law,
+)
 
 FRESH_START = 20_000_000  # beyond the training, test and example indices
 
@@ -53,7 +57,7 @@ def table(results: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="+", default=[t for t in generated_tasks() if t in LAWS])
+    p.add_argument("--tasks", nargs="+", default=tasks_with_law())
     p.add_argument("--n", type=int, default=500, help="test images (accuracy.py's: 500)")
     p.add_argument("--fresh", type=int, default=50_000, help="fresh plans for the Monte-Carlo check")
     p.add_argument("--json", action="store_true")

@@ -25,7 +25,6 @@ from functools import cache
 import numpy as np
 
 from ...tasks import TASKS, TaskInfo
-from . import derm, fundus, placenta  # noqa: F401  (the built-in generators, importable as attributes)
 from .sample import Sample, TaskSpec
 
 __all__ = [
@@ -44,7 +43,13 @@ __all__ = [
 def _spec(info: TaskInfo) -> TaskSpec:
     module = importlib.import_module(info.generator)
     return TaskSpec(
-        info.name, info.class_names, info.ordinal, module.DESCRIPTION, module.generate, module.draw_plan
+        info.name,
+        info.class_names,
+        info.ordinal,
+        module.DESCRIPTION,
+        module.generate,
+        module.draw_plan,
+        getattr(module, "LAW", None),
     )
 
 

@@ -3,9 +3,10 @@
 Each generator decides the label, draws a plan from it (``draw_plan``: lesion counts, an atypia score, a
 mimic flag) and renders the image from the plan and label-free randomness. The label reaches the image only
 through what the image shows of the plan, ``Law.visible``, so the best classifier predicts
-argmax_c P(c) P(visible | c), with P(c) uniform (each block of C indices holds every class once). ``LAWS``
-writes down the generators' distributions of the visible plan (``tests/test_ceiling.py`` checks them
-against the samplers); with them the ceiling is exact, on given images and in expectation.
+argmax_c P(c) P(visible | c), with P(c) uniform (each block of C indices holds every class once). Each
+generator module writes down its distributions of the visible plan as its ``LAW`` (``law.Law``;
+``tests/test_ceiling.py`` checks them against the samplers); with them the ceiling is exact, on given images
+and in expectation.
 
 What an image shows of its plan:
 
@@ -27,96 +28,33 @@ Bayes rule on the lesion counts alone gets 0.920, the full rule 0.914), never in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import reduce
 
 import numpy as np
-from scipy import stats
 
-from . import get_task, plan_of
+from . import GENERATORS, get_task, plan_of
+from .law import Law, bern, fixed, pois
 
-
-def fixed(k: int = 0):
-    """Always k."""
-    return stats.randint(k, k + 1)
+__all__ = ["Law", "bern", "fixed", "pois", "law_of", "tasks_with_law", "best_possible", "ceiling"]
 
 
-def bern(p: float, at_least: int = 0):
-    """at_least + 1 w.p. p, else at_least."""
-    return stats.bernoulli(p, loc=at_least)
+def law_of(task: str) -> Law:
+    """The ``LAW`` a task's generator module declares; ValueError for a generated task without one."""
+    law = get_task(task).law
+    if law is None:
+        raise ValueError(f"the generator of {task!r} declares no LAW: it has no Bayes ceiling")
+    return law
 
 
-def pois(mean: float, at_least: int = 0):
-    """at_least + Poisson(mean)."""
-    return stats.poisson(mean, loc=at_least)
-
-
-@dataclass(frozen=True)
-class Law:
-    """What an image shows of its plan (a tuple of small integers) and, per class, the distribution of each
-    entry (independent given the class)."""
-
-    names: tuple[str, ...]
-    visible: Callable[[dict], tuple[int, ...]]
-    classes: tuple[tuple, ...]
-
-
-_SEVERE_DR = (pois(4, 3), pois(3.5, 3), stats.binom(2, 0.5, loc=1), pois(1.2))
-_DERM_KINDS = ("melanocytic", "bcc", "bkl")
-
-LAWS: dict[str, Law] = {
-    "fundus": Law(
-        ("dots", "haemorrhages", "exudate_clusters", "cotton_wool_spots", "tufts"),
-        lambda p: (
-            p["microaneurysm"] + p["lookalike_dot"],
-            p["haemorrhage"],
-            p["exudate_cluster"],
-            p["cotton_wool"],
-            p["tuft"] + p["lookalike_tuft"],
-        ),
-        (
-            (bern(0.12), fixed(), fixed(), fixed(), fixed()),
-            (pois(1.5, 1), bern(0.15), fixed(), fixed(), fixed()),
-            (pois(3, 2), pois(2), bern(0.4), bern(0.15), fixed()),
-            (*_SEVERE_DR, bern(0.12)),
-            (*_SEVERE_DR, bern(0.3, 1)),
-        ),
-    ),
-    "placenta": Law(
-        ("foci", "dashes", "indentations", "septa", "rings", "blobs", "undulating_plate"),
-        lambda p: (
-            p["focus"] + p["lookalike_focus"],
-            p["dash"],
-            p["indentation"],
-            p["septum"],
-            p["ring"],
-            p["blob"],
-            int(p["scan"].wave_amp > 0),
-        ),
-        (
-            (bern(0.12), fixed(), fixed(), fixed(), fixed(), fixed(), bern(0.5)),
-            (pois(2.5, 1), bern(0.15), bern(0.1), fixed(), fixed(), fixed(), fixed(1)),
-            (pois(3, 2), pois(2), pois(1), bern(0.15), fixed(), bern(0.12), fixed(1)),
-            (pois(3, 3), pois(2.5, 1), pois(1), pois(1.2), pois(0.8), pois(1), fixed(1)),
-        ),
-    ),
-    "derm": Law(
-        ("kind", "atypical"),
-        lambda p: (_DERM_KINDS.index(p["kind"]), int(p["kind"] == "melanocytic" and p["s"] >= 0.5)),
-        (
-            (fixed(0), bern(stats.beta(2, 5).sf(0.5))),  # NV
-            (fixed(0), bern(stats.beta(5, 2).sf(0.5))),  # MEL
-            (fixed(1), fixed()),  # BCC
-            (fixed(2), fixed()),  # BKL
-        ),
-    ),
-}
+def tasks_with_law() -> list[str]:
+    """The generated tasks whose generator declares its ``LAW``, in the registry's order."""
+    return [task for task, spec in GENERATORS.items() if spec.law is not None]
 
 
 def visible_plans(task: str, indices: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Labels (n,) and visible plans (n, d) of the given sample indices, drawn without rendering."""
-    law = LAWS[task]
+    law = law_of(task)
     labels, rows = [], []
     for index in indices:
         label, plan = plan_of(task, int(index), seed)
@@ -130,7 +68,7 @@ def likelihood(task: str, visible: np.ndarray) -> np.ndarray:
     return np.stack(
         [
             np.prod([d.pmf(visible[:, j]) for j, d in enumerate(dists)], axis=0)
-            for dists in LAWS[task].classes
+            for dists in law_of(task).classes
         ],
         axis=1,
     )
@@ -165,7 +103,7 @@ def expected_ceiling(task: str, tail: float = 1e-12) -> float:
 
     The class whose plans spread widest sums to 1 on its own, so the max is only needed on the box where
     another class shows (below its distributions' 1 - ``tail`` quantiles): exact up to d C ``tail``."""
-    law = LAWS[task]
+    law = law_of(task)
     tops = np.array([[int(d.ppf(1 - tail)) for d in dists] for dists in law.classes])
     widest = int(np.prod(tops + 1, axis=1).argmax())
     box = [np.arange(top + 1) for top in np.delete(tops, widest, axis=0).max(0)]

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from ._draw import (
     Layer,
@@ -51,6 +52,7 @@ from ._draw import (
     value_noise,
     vignette,
 )
+from .law import Law, bern, fixed
 from .sample import Sample
 
 CLASS_DESCRIPTIONS = {
@@ -358,3 +360,18 @@ def generate(rng: np.random.Generator, label: int, size: int) -> Sample:
     img = blur(img, rng.uniform(0.0, 0.004))
     img += noise_rng.normal(0, rng.uniform(0.005, 0.02), img.shape).astype(np.float32)
     return Sample(image=to_uint8(img), label=int(label), mask=mask)
+
+
+_KINDS = ("melanocytic", "bcc", "bkl")
+# what an image shows of its plan (the Bayes ceiling's ``law.Law``): the kind of lesion and, if melanocytic,
+# the atypia score's side of 0.5
+LAW = Law(
+    ("kind", "atypical"),
+    lambda p: (_KINDS.index(p["kind"]), int(p["kind"] == "melanocytic" and p["s"] >= 0.5)),
+    (
+        (fixed(0), bern(stats.beta(2, 5).sf(0.5))),  # NV
+        (fixed(0), bern(stats.beta(5, 2).sf(0.5))),  # MEL
+        (fixed(1), fixed()),  # BCC
+        (fixed(2), fixed()),  # BKL
+    ),
+)

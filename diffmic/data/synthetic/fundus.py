@@ -34,8 +34,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 from ._draw import Layer, blob, blur, grid, paint, random_walk, smoothstep, to_uint8, value_noise
+from .law import Law, bern, fixed, pois
 from .sample import Sample
 
 DESCRIPTION = (
@@ -237,3 +239,24 @@ def generate(rng: np.random.Generator, label: int, size: int) -> Sample:
     inside = r < 0.98
     mask = (a_dots > 0.35) | (a_blots > 0.35) | (a_specks > 0.35) | (a_fluffy > 0.35) | (a_tufts > 0.25)
     return Sample(image=to_uint8(img), label=int(label), mask=mask & inside)
+
+
+_SEVERE_DR = (pois(4, 3), pois(3.5, 3), stats.binom(2, 0.5, loc=1), pois(1.2))
+# what an image shows of its plan (the Bayes ceiling's ``law.Law``): dots and tufts are drawn alike
+LAW = Law(
+    ("dots", "haemorrhages", "exudate_clusters", "cotton_wool_spots", "tufts"),
+    lambda p: (
+        p["microaneurysm"] + p["lookalike_dot"],
+        p["haemorrhage"],
+        p["exudate_cluster"],
+        p["cotton_wool"],
+        p["tuft"] + p["lookalike_tuft"],
+    ),
+    (
+        (bern(0.12), fixed(), fixed(), fixed(), fixed()),
+        (pois(1.5, 1), bern(0.15), fixed(), fixed(), fixed()),
+        (pois(3, 2), pois(2), bern(0.4), bern(0.15), fixed()),
+        (*_SEVERE_DR, bern(0.12)),
+        (*_SEVERE_DR, bern(0.3, 1)),
+    ),
+)

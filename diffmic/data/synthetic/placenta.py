@@ -41,6 +41,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ._draw import Layer, blob, grid, smoothstep, to_uint8, value_noise
+from .law import Law, bern, fixed, pois
 from .sample import Sample
 
 DESCRIPTION = (
@@ -281,3 +282,24 @@ def scanner_marks(rng: np.random.Generator, scan: Scan, size: int) -> np.ndarray
         y = 0.03 + 0.03 * row
         marks.line(np.array([0.03, 0.03 + rng.uniform(0.06, 0.14)]), np.array([y, y]), 0.012, min_px=1.0)
     return 0.7 * marks.alpha()
+
+
+# what an image shows of its plan (the Bayes ceiling's ``law.Law``): foci are drawn like their look-alikes
+LAW = Law(
+    ("foci", "dashes", "indentations", "septa", "rings", "blobs", "undulating_plate"),
+    lambda p: (
+        p["focus"] + p["lookalike_focus"],
+        p["dash"],
+        p["indentation"],
+        p["septum"],
+        p["ring"],
+        p["blob"],
+        int(p["scan"].wave_amp > 0),
+    ),
+    (
+        (bern(0.12), fixed(), fixed(), fixed(), fixed(), fixed(), bern(0.5)),
+        (pois(2.5, 1), bern(0.15), bern(0.1), fixed(), fixed(), fixed(), fixed(1)),
+        (pois(3, 2), pois(2), pois(1), bern(0.15), fixed(), bern(0.12), fixed(1)),
+        (pois(3, 3), pois(2.5, 1), pois(1), pois(1.2), pois(0.8), pois(1), fixed(1)),
+    ),
+)

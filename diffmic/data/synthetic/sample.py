@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .law import Law
+
 
 @dataclass
 class Sample:
@@ -20,7 +22,8 @@ class Sample:
 @dataclass(frozen=True)
 class TaskSpec:
     """A synthetic classification task: its classes, its generator ``generate(rng, label, size)`` and
-    ``draw_plan(rng, label)``, the generator's first draws (all that the label decides) without rendering."""
+    ``draw_plan(rng, label)``, the generator's first draws (all that the label decides) without rendering,
+    and the ``law`` of what an image shows of that plan (its module's ``LAW``, if it declares one)."""
 
     name: str
     class_names: tuple[str, ...]
@@ -28,6 +31,7 @@ class TaskSpec:
     description: str
     generate: Callable[[np.random.Generator, int, int], Sample]
     draw_plan: Callable[[np.random.Generator, int], dict]
+    law: Law | None = None  # what an image shows of its plan (the Bayes ceiling); None: not declared
 
     @property
     def num_classes(self) -> int:
