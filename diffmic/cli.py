@@ -18,7 +18,7 @@ import numpy as np
 from .cli_args import MODEL_DEFAULTS, build_parser, sampling_options
 from .config import ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
-from .tasks import TASKS
+from .tasks import TASKS, preprocessing
 from .train import TrainConfig
 
 if TYPE_CHECKING:
@@ -166,7 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.task:
             splits = synthetic_splits(args.task, args.train_size, 0, size, seed=args.seed)
         else:
-            splits = folder_splits(args.data, size, seed=args.seed)
+            square = preprocessing(Path(args.data).name).square  # the task is the folder's name
+            splits = folder_splits(args.data, size, seed=args.seed, square=square)
         cfg = _model_config(args, splits.class_names, splits.ordinal, args.task or Path(args.data).name)
     tc = train_config(args)
     start = (args.init_from, args.start_stage) if args.init_from else None
@@ -195,7 +196,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"the dataset's classes {folder.class_names} differ from the model's {cfg.class_names}"
             )
         dataset = FileDataset(
-            [r.path for r in folder.records], [r.label for r in folder.records], cfg.input_size
+            [r.path for r in folder.records],
+            [r.label for r in folder.records],
+            cfg.input_size,
+            preprocessing(cfg.task).square,
         )
     report = evaluate(pipe, dataset, sampling_options(args), progress=sys.stderr.isatty())
     print(json.dumps(report) if args.json else format_table(report))
@@ -219,7 +223,7 @@ def _folder_splits(path: str, cfg: DiffMICConfig, seed: int) -> Splits:
     classes."""
     from .data.datasets import folder_splits
 
-    splits = folder_splits(path, cfg.input_size, seed=seed)
+    splits = folder_splits(path, cfg.input_size, seed=seed, square=preprocessing(cfg.task).square)
     if splits.class_names != cfg.class_names:
         raise CLIError(f"the data's classes {splits.class_names} differ from the model's {cfg.class_names}")
     return splits

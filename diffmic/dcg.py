@@ -28,6 +28,7 @@ from torch import nn
 from . import rois
 from .backbones import create_backbone
 from .config import DiffMICConfig
+from .tasks import preprocessing
 
 
 @dataclass
@@ -171,7 +172,7 @@ class DualGuidance(nn.Module):
         boxes = rois.candidate_boxes(cells, cfg.image_size, cfg.crop_size).to(x.device)
         mean, std = x.new_tensor(cfg.mean).view(3, 1, 1), x.new_tensor(cfg.std).view(3, 1, 1)
         pixels = self.global_view(x) * std + mean
-        field = rois.box_fractions(rois.field_mask(pixels), boxes)
+        field = rois.box_fractions(rois.field_mask(pixels, preprocessing(cfg.task).background_level), boxes)
         idx = rois.select_rois(
             heat.flatten(1), boxes, cfg.num_crops, cfg.roi_nms_iou, field >= cfg.roi_min_field, field
         )

@@ -35,6 +35,7 @@ from .lean import FoldedHead, fold, lean_chain
 from .model import Conditioning, DiffMIC
 from .ood import NO_OOD_CHECK
 from .options import SamplingOptions
+from .tasks import preprocessing
 from .trajectory import Trajectory
 from .transforms import normalise, resize_square
 from .uncertainty import answer_probabilities, sample_uncertainty
@@ -133,10 +134,11 @@ class DiffMICPipeline:
 
     # ------------------------------------------------------------------ once per image
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[torch.Tensor, np.ndarray]:
-        """Decode, centre-crop, resize and normalise → (B, 3, S, S) on the model's device, uint8 pixels."""
+        """Decode, make square (the task's ``Preprocessing``: centre crop or pad), resize and normalise →
+        (B, 3, S, S) on the model's device, uint8 pixels."""
         items = list(images) if isinstance(images, list | tuple) else [images]
-        size = self.config.input_size
-        pixels = np.stack([resize_square(load_image(item), size) for item in items])
+        size, square = self.config.input_size, preprocessing(self.config.task).square
+        pixels = np.stack([resize_square(load_image(item), size, square) for item in items])
         return normalise(pixels, self.config).to(self.model.device), pixels
 
     @torch.inference_mode()

@@ -4,7 +4,8 @@
    channel minus the mean over classes: what moves its softmax), the prior-weighted evidence, or the
    paper's sum of every class's min–max-normalised channel (``all-classes``, kept for fidelity).
 2. ``field_mask``: the imaged field — everything but near-constant dark background (the black surround
-   of a fundus photo, the outside of an ultrasound sector). A candidate box whose field fraction is
+   of a fundus photo, the outside of an ultrasound sector; the level is the task's,
+   ``tasks.Preprocessing.background_level``). A candidate box whose field fraction is
    below ``min_field`` is never chosen while enough others remain.
 3. ``select_rois``: greedy non-maximum suppression over boxes centred on the CAM cells, so the K crops
    spread over distinct spots, most salient first.
@@ -16,8 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from .config import ROI_MAPS, SALIENCY_CONTRASTS
+from .tasks import DEFAULT_PREPROCESSING
 
-DARK_LEVEL = 0.08  # luminance in [0, 1] below which a (locally averaged) pixel counts as background
+# luminance in [0, 1] at or below which a (locally averaged) pixel counts as background, unless the task says
+# otherwise (``tasks.Preprocessing.background_level``)
+DARK_LEVEL = DEFAULT_PREPROCESSING.background_level
 FIELD_WINDOW = 5  # pixels: the background test looks at the local mean, so noise and thin marks do not count
 
 
@@ -54,13 +58,16 @@ def roi_map(cam: torch.Tensor, logits: torch.Tensor, mode: str = "predicted") ->
     return minmax(maps)
 
 
-def field_mask(pixels: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) bool: True on the imaged field of (B, 3, H, W) images in [0, 1]; False on dark background."""
+def field_mask(pixels: torch.Tensor, dark_level: float | None = DARK_LEVEL) -> torch.Tensor:
+    """(B, H, W) bool: True on the imaged field of (B, 3, H, W) images in [0, 1]; False on dark background
+    (locally averaged luminance at or below ``dark_level``; None: no background, all True)."""
+    if dark_level is None:
+        return torch.ones_like(pixels[:, 0], dtype=torch.bool)
     luminance = (0.299 * pixels[:, 0] + 0.587 * pixels[:, 1] + 0.114 * pixels[:, 2])[:, None]
     local = F.avg_pool2d(
         luminance, FIELD_WINDOW, stride=1, padding=FIELD_WINDOW // 2, count_include_pad=False
     )
-    return local[:, 0] > DARK_LEVEL
+    return local[:, 0] > dark_level
 
 
 def candidate_boxes(cells: int, image_size: int, crop_size: int) -> torch.Tensor:

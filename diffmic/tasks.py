@@ -3,19 +3,45 @@
 Each built-in task mirrors one of the paper's datasets; the bundled demo models are trained on the
 procedural generator the task names (``TaskInfo.generator``, a module of ``diffmic.data.synthetic``).
 A new task is one more entry here: the generated data (``diffmic.data.synthetic.GENERATORS``), the CLI's
-choices, the app's notes and the benchmarks' defaults all read this table.
+choices, the app's notes and the benchmarks' defaults all read this table, and the preprocessing of a model
+of that task (``Preprocessing``: how its images are made square, what counts as background for the ROIs)
+is the entry's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 DISCLAIMER = "Demo weights trained on synthetic images — not a medical device, not for clinical use."
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """How a task's images are made square, and what counts as background when the ROIs are chosen."""
+
+    # "crop": the largest centred square (fundus and dermoscopy photos are centred on their subject);
+    # "pad": the whole image, letterboxed on black (a chest X-ray keeps both its sides)
+    square: Literal["crop", "pad"] = "crop"
+    # luminance in [0, 1] at or below which a locally averaged pixel is background, never the centre of an
+    # ROI (the black surround of a fundus photo, the outside of an ultrasound sector); None: nothing is
+    # (dark lungs are tissue)
+    background_level: float | None = 0.08
+
+    def __post_init__(self) -> None:
+        if self.square not in ("crop", "pad"):
+            raise ValueError(f"square must be 'crop' or 'pad', got {self.square!r}")
+        if self.background_level is not None and not 0 <= self.background_level < 1:
+            raise ValueError(f"background_level must be in [0, 1) or None, got {self.background_level}")
+
+
+DEFAULT_PREPROCESSING = Preprocessing()
+
+
+@dataclass(frozen=True)
 class TaskInfo:
-    """What a task is: its classes (short and full names), whether they are ordinal, and the modality."""
+    """What a task is: its classes (short and full names), whether they are ordinal, the modality, the
+    generator of its images (if any) and its ``Preprocessing``."""
 
     name: str
     title: str  # one line for a menu
@@ -26,6 +52,7 @@ class TaskInfo:
     # dotted path of the module that generates the task's images (``DESCRIPTION``, ``generate(rng, label,
     # size)``, ``draw_plan(rng, label)``); None for a task with no generated data
     generator: str | None = None
+    preprocessing: Preprocessing = DEFAULT_PREPROCESSING
 
     @property
     def num_classes(self) -> int:
@@ -80,6 +107,12 @@ TASKS: dict[str, TaskInfo] = {
 def task_info(name: str | None) -> TaskInfo | None:
     """The built-in task of this name, or None for a custom model."""
     return TASKS.get(name or "")
+
+
+def preprocessing(task: str | None) -> Preprocessing:
+    """The preprocessing of a registered task; the default one (centre crop, dark background) otherwise."""
+    info = task_info(task)
+    return info.preprocessing if info else DEFAULT_PREPROCESSING
 
 
 def images_phrase(task: str) -> str:

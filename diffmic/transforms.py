@@ -17,9 +17,23 @@ def center_square(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def resize_square(image: Image.Image, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize to size x size; returns uint8 (size, size, 3)."""
-    image = center_square(image.convert("RGB"))
+def pad_square(image: Image.Image) -> Image.Image:
+    """The whole image centred on a black square of its longer side (nothing is cut off)."""
+    w, h = image.size
+    side = max(w, h)
+    if w == h:
+        return image
+    canvas = Image.new(image.mode, (side, side))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def resize_square(image: Image.Image, size: int, square: str = "crop") -> np.ndarray:
+    """Make the image square (``square``: "crop" the largest centred square, or "pad" the whole image onto
+    black; a task's ``tasks.Preprocessing.square``), resize to size x size; returns uint8 (size, size, 3)."""
+    if square not in ("crop", "pad"):
+        raise ValueError(f"square must be 'crop' or 'pad', got {square!r}")
+    image = (center_square if square == "crop" else pad_square)(image.convert("RGB"))
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.array(image, dtype=np.uint8)

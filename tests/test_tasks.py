@@ -1,5 +1,6 @@
 """The task registry is the one place a task is defined: a fourth task added there (and nowhere else) is
-generated, offered by the CLI and the app, trained and predicted.
+generated, offered by the CLI and the app, trained and predicted, with its own preprocessing (its images
+padded to a square, not cropped; nothing dark counted as background for its ROIs).
 
 This module is also the tiny task's generator (``generator="tests.test_tasks"``): the class is the colour
 channel of a bright square on a dark background.
@@ -9,14 +10,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from app.evaluation import generated_note
+from diffmic import rois
 from diffmic.cli import build_parser
 from diffmic.data.datasets import synthetic_splits
 from diffmic.data.synthetic import GENERATORS, Sample, generate_dataset, get_task
 from diffmic.model import DiffMIC
 from diffmic.pipeline import DiffMICPipeline
-from diffmic.tasks import TASKS, TaskInfo, generated_tasks
+from diffmic.tasks import (
+    DEFAULT_PREPROCESSING,
+    TASKS,
+    Preprocessing,
+    TaskInfo,
+    generated_tasks,
+    preprocessing,
+)
 from diffmic.train import Trainer
 from tests.helpers import tiny_config
 from tests.test_train import config
@@ -42,8 +52,16 @@ def generate(rng: np.random.Generator, label: int, size: int) -> Sample:
     return Sample(image, label, mask)
 
 
+KEEP_ASPECT = Preprocessing(square="pad", background_level=None)  # as a chest X-ray task would declare
 TINY_TASK = TaskInfo(
-    "tiny", "Tiny squares (3 colours)", "tiny square", NAMES, NAMES, False, generator="tests.test_tasks"
+    "tiny",
+    "Tiny squares (3 colours)",
+    "tiny square",
+    NAMES,
+    NAMES,
+    False,
+    generator="tests.test_tasks",
+    preprocessing=KEEP_ASPECT,
 )
 
 
@@ -98,3 +116,49 @@ def test_a_task_added_to_the_registry_trains_and_predicts(tiny_task, tmp_path):
     result = DiffMICPipeline(model)(image)
     assert result.label in NAMES and set(result.probabilities) == set(NAMES)
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def wide_image() -> np.ndarray:
+    """A 2:1 image, dark grey, with a white stripe along its left edge (a centre crop cuts it off)."""
+    image = np.full((40, 80, 3), 50, np.uint8)
+    image[:, :6] = 255
+    return image
+
+
+def test_the_registry_declares_each_tasks_preprocessing(tiny_task):
+    assert preprocessing(tiny_task) == KEEP_ASPECT
+    assert preprocessing("fundus") == preprocessing("no-such-task") == DEFAULT_PREPROCESSING
+    assert (
+        DEFAULT_PREPROCESSING.square == "crop" and rois.DARK_LEVEL == DEFAULT_PREPROCESSING.background_level
+    )
+    with pytest.raises(ValueError, match="square"):
+        Preprocessing(square="stretch")
+
+
+@pytest.mark.parametrize(("task", "kept"), [("tiny", True), ("custom", False)])
+def test_the_pipeline_makes_images_square_the_tasks_way(tiny_task, task, kept):
+    """Padded (the tiny task): the whole image, black above and below; centre-cropped (a custom task):
+    the left edge is cut off, nothing is black."""
+    config = tiny_config(3, class_names=list(NAMES), task=task)
+    pixels = DiffMICPipeline(DiffMIC(config).eval()).preprocess(wide_image())[1][0]
+    size = config.input_size
+    assert pixels.shape == (size, size, 3)
+    assert (pixels[: size // 8].max() == 0) == kept  # the letterbox
+    assert (pixels[size // 2, : size // 20].min() > 200) == kept  # the white stripe on the left
+
+
+@pytest.mark.parametrize(("task", "level"), [("tiny", None), ("custom", rois.DARK_LEVEL)])
+def test_the_rois_background_is_the_tasks(tiny_task, task, level, monkeypatch):
+    """The DCG asks for the task's background level; with none, a black picture is all field."""
+    model = DiffMIC(tiny_config(3, class_names=list(NAMES), task=task)).eval()
+    asked, field_mask = [], rois.field_mask
+    monkeypatch.setattr(
+        rois,
+        "field_mask",
+        lambda pixels, dark_level: asked.append(dark_level) or field_mask(pixels, dark_level),
+    )
+    x = DiffMICPipeline(model).preprocess(np.zeros((64, 64, 3), np.uint8))[0]
+    with torch.no_grad():
+        model.dcg(x)
+    assert asked == [level]
+    assert field_mask(torch.zeros(1, 3, 8, 8), level).all() == (level is None)

@@ -34,16 +34,18 @@ class ArrayDataset(Dataset):
 
 
 class FileDataset(Dataset):
-    """Images read from disk (PNG/JPEG/DICOM…) and resized on access."""
+    """Images read from disk (PNG/JPEG/DICOM…), made square (``square``: "crop" or "pad", a task's
+    ``Preprocessing.square``) and resized on access."""
 
-    def __init__(self, paths: list[Path], labels: list[int], size: int):
+    def __init__(self, paths: list[Path], labels: list[int], size: int, square: str = "crop"):
         self.paths, self.labels, self.size = list(paths), np.asarray(labels, dtype=np.int64), size
+        self.square = square
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        pixels = resize_square(load_image(self.paths[i]), self.size)
+        pixels = resize_square(load_image(self.paths[i]), self.size, self.square)
         return torch.from_numpy(pixels), int(self.labels[i])
 
 
@@ -146,10 +148,12 @@ def folder_splits(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
     ordinal: bool | None = None,
+    square: str = "crop",
 ) -> Splits:
     """Read an ISIC2018 / APTOS2019 / image-folder dataset and split it stratified with a fixed seed.
 
-    Whether the labels are ordinal comes from the reader (APTOS grades are) unless ``ordinal`` says."""
+    Whether the labels are ordinal comes from the reader (APTOS grades are) unless ``ordinal`` says;
+    ``square`` is how the images are made square (the task's ``Preprocessing.square``)."""
     from .readers import read_dataset, stratified_split
 
     folder = read_dataset(path)
@@ -158,7 +162,7 @@ def folder_splits(
     parts = stratified_split(labels, fractions, seed)
 
     def subset(idx: np.ndarray) -> FileDataset:
-        return FileDataset([paths[i] for i in idx], [labels[i] for i in idx], size)
+        return FileDataset([paths[i] for i in idx], [labels[i] for i in idx], size, square)
 
     is_ordinal = folder.ordinal if ordinal is None else ordinal
     test = subset(parts[2]) if len(parts) > 2 and len(parts[2]) else None
