@@ -6,9 +6,11 @@ from typing import Any
 
 import gradio as gr
 
+from diffmic.diffusion import sampler_class
+
 from . import report
 from .models import ModelRegistry
-from .settings import DEFAULT_DDIM_STEPS, MAX_STEPS
+from .settings import MAX_STEPS
 
 # System fonts only (no web font to download): the page renders the same offline.
 FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "Noto Sans",
@@ -77,9 +79,10 @@ def model_dropdown(registry: ModelRegistry, elem_id: str) -> gr.Dropdown:
 
 
 def steps_range(registry: ModelRegistry, choice: str, sampler: str) -> dict[str, Any]:
-    """The Steps slider for a model and sampler: up to T; all T for DDPM, 50 for DDIM."""
+    """The Steps slider for a model and sampler: up to T; the sampler's ``default_steps`` (None: all T)."""
     T = registry.timesteps(choice) or MAX_STEPS
-    value = T if str(sampler).upper() == "DDPM" else min(DEFAULT_DDIM_STEPS, T)
+    default = sampler_class(sampler).default_steps
+    value = T if default is None else min(default, T)
     return dict(maximum=max(T, 1), value=value)
 
 
