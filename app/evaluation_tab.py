@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from diffmic.diffusion import SAMPLERS
+
 from . import figures
 from .evaluation import COLUMN_WIDTHS, TABLE_HEADERS, Evaluation, cleared, generated_note
 from .gpu import on_gpu
@@ -44,7 +46,11 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
         with gr.Column(scale=2, min_width=320):
             model = model_dropdown(registry, "eval-model")
             with gr.Row():
-                sampler = gr.Radio(["DDPM", "DDIM"], value=EVAL_DEFAULT.sampler.upper(), label="Sampler")
+                sampler = gr.Radio(
+                    [cls.label for cls in SAMPLERS.values()],
+                    value=SAMPLERS[EVAL_DEFAULT.sampler].label,
+                    label="Sampler",
+                )
                 steps = gr.Slider(
                     minimum=1,
                     step=1,
