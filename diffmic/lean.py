@@ -20,7 +20,7 @@ rounding; a test holds them within 1e-5) and draws its noise from the generator 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,17 @@ def fold(denoiser: ConditionalDenoiser) -> FoldedHead:
     return denoiser.fold()
 
 
+def _gaussian_rows(
+    shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | Sequence[torch.Generator] | None
+) -> torch.Tensor:
+    """Noise for every row from one generator, or from one generator per image (a batch of requests, each
+    image's rows drawn from its own generator exactly as they would be alone)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return gaussian_cpu(shape, dtype, generator)
+    rows = shape[0] // len(generator)
+    return torch.cat([gaussian_cpu((rows, *shape[1:]), dtype, g) for g in generator])
+
+
 @torch.inference_mode()
 def lean_chain(
     head: FoldedHead,
@@ -44,10 +55,11 @@ def lean_chain(
     prior: torch.Tensor,
     sampler: AffineSampler,
     samples: int = 1,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     temperature: float = 1.0,
 ) -> Iterator[DenoiseState]:
-    """The chain from y_T ~ N(prior, I) for B images (``gate`` (B*N, d) rows, ``prior`` (B, C)).
+    """The chain from y_T ~ N(prior, I) for B images (``gate`` (B*N, d) rows, ``prior`` (B, C)); the noise
+    from ``generator``, or from B generators, one per image (``diffmic.batching``).
 
     Yields a DenoiseState after every step; its ``sample`` is a view of a preallocated history, so
     reading only some of them (a UI streaming every few steps) costs nothing for the others.
@@ -61,7 +73,7 @@ def lean_chain(
     # the noise the plain chain draws, in its order: y_T, then one draw for each step that has noise; drawn
     # and laid out on the CPU (the generator's device), then moved to the chain's device in one copy
     noisy = coef[:, 3] > 0
-    draws = [gaussian_cpu(prior_rows.shape, prior.dtype, generator) for _ in range(1 + int(noisy.sum()))]
+    draws = [_gaussian_rows(prior_rows.shape, prior.dtype, generator) for _ in range(1 + int(noisy.sum()))]
     noise = torch.zeros(len(steps), *prior_rows.shape, dtype=prior.dtype)
     if len(draws) > 1:
         noise[noisy] = torch.stack(draws[1:])
