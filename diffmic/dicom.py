@@ -209,6 +209,7 @@ def parse_dicom(data: bytes, *, max_bytes: int = MAX_FILE_BYTES, max_reads: int 
             ds = pydicom.dataset.FileDataset(
                 "", dataset, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True
             )
+        _check_elements(ds)
     except ImageLoadError:
         raise
     except Exception as exc:  # pydicom raises many kinds of errors on malformed files (and may wrap ours)
@@ -217,7 +218,6 @@ def parse_dicom(data: bytes, *, max_bytes: int = MAX_FILE_BYTES, max_reads: int 
                 f"the DICOM file has too many elements or sequence items (over {max_reads:,} reads to parse)"
             ) from None
         raise ImageLoadError(CORRUPT_DICOM) from exc
-    _check_elements(ds)
     return ds
 
 
@@ -225,7 +225,8 @@ def _check_elements(ds) -> None:
     """Refuse unknown value representations and oversized image-pixel (0028) elements, unconverted."""
     from pydicom.dataelem import RawDataElement
 
-    for element in ds.elements():
+    for tag in ds.keys():
+        element = ds.get_item(tag, keep_deferred=True)  # never converted here
         if element.VR not in _known_vrs():
             raise ImageLoadError(CORRUPT_DICOM)
         if element.tag.group != 0x0028 or not isinstance(element, RawDataElement):
@@ -421,6 +422,22 @@ def _first_frame(ds, rows: int, cols: int) -> np.ndarray:
         raise ImageLoadError("the DICOM pixel data is corrupt or truncated") from exc
 
 
+def _jp2_box_of_length_zero(frame: bytes) -> bool:
+    """True when the JP2 boxes before the codestream include one of length 0, on which pydicom 3.0's
+    ``get_j2k_parameters`` (run before any decoder) loops forever."""
+    if not frame.startswith(b"\x00\x00\x00\x0c\x6a\x50\x20\x20"):
+        return False
+    offset = 12
+    while offset < len(frame):  # pydicom's walk, which advances by each box's length
+        length = int.from_bytes(frame[offset : offset + 4], "big")
+        if frame[offset + 4 : offset + 8] == b"jp2c":
+            return False
+        if length == 0:
+            return True
+        offset += length
+    return False
+
+
 def _is_compressed(syntax) -> bool:
     """True for a known compressed transfer syntax (False if missing or unknown)."""
     try:
@@ -446,6 +463,8 @@ def _check_codestream_size(ds, syntax, rows: int, cols: int) -> None:
     frame = get_frame(
         runner.src, 0, number_of_frames=runner.number_of_frames, extended_offsets=runner.extended_offsets
     )
+    if syntax in JPEG2000TransferSyntaxes and _jp2_box_of_length_zero(frame):
+        raise ImageLoadError("the DICOM frame's JPEG 2000 header is corrupt (a box of length 0)")
     try:
         with Image.open(io.BytesIO(frame), formats=("JPEG", "JPEG2000")) as codestream:  # the header only
             width, height = codestream.size

@@ -200,7 +200,11 @@ def _check_min_size(image: Image.Image) -> Image.Image:
 def _pil_to_rgb(image: Image.Image, max_pixels: int) -> Image.Image:
     """Check size and frames, decode fully, apply EXIF orientation and convert to RGB (a new image)."""
     _check_pixels(*image.size, max_pixels)
-    if getattr(image, "is_animated", False) and image.format != "MPO":
+    try:
+        animated = getattr(image, "is_animated", False)  # a GIF is read up to its second frame here
+    except _DECODE_ERRORS:
+        raise ImageLoadError(CORRUPT) from None
+    if animated and image.format != "MPO":
         raise ImageLoadError(MULTI_FRAME)
     try:
         image.load()  # full decode: truncated data fails here (PIL's LOAD_TRUNCATED_IMAGES is left off)

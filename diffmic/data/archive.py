@@ -19,11 +19,13 @@ written are counted again while extracting. macOS metadata (``__MACOSX/``, ``.DS
 
 from __future__ import annotations
 
+import lzma
 import re
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -166,7 +168,7 @@ def _extract(
                     if written > limit:
                         raise ValueError("refusing the zip: it expands beyond its declared size")
                     out.write(chunk)
-        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as err:
+        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error, lzma.LZMAError) as err:
             raise ValueError(f"the zip is corrupt: entry {info.filename!r} ({err})") from err
         except NotImplementedError as err:
             raise ValueError(f"entry {info.filename!r} uses an unsupported compression method") from err

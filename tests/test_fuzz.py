@@ -1,0 +1,99 @@
+"""The upload path under fuzzing (``benchmarks/fuzz.py``): every seed and every input a fuzzing run found
+failing ends in an image or the module's own error, in time and within the memory budget; and a short,
+seeded atheris run finds nothing new."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fuzz import REGRESSIONS, SEEDS, FuzzFailure, check_one, corpus_files, make_seeds
+
+ROOT = Path(__file__).resolve().parent.parent
+# What each input a fuzzing run found failing (tests/fixtures/fuzz/regressions) did, and now ends in.
+REGRESSION_OUTCOMES = {
+    # pydicom raised NotImplementedError (unknown VR "NONE") while the elements were listed
+    "dicom_delimiter_with_unknown_vr.dcm": "refused",
+    # pydicom 3.0's get_j2k_parameters looped forever on a JP2 box of length 0 (libFuzzer timeout)
+    "dicom_jp2_box_of_length_zero.dcm": "refused",
+    # Pillow raised IndexError / struct.error reading a truncated GIF's second frame for is_animated
+    "gif_truncated_before_second_frame.gif": "refused",
+    "gif_truncated_frame_descriptor.gif": "refused",
+    # zlib.error escaped the zip extraction (only BadZipFile and EOFError were caught)
+    "zip_invalid_deflate_stream.zip": "zip refused",
+}
+
+
+@pytest.fixture
+def traced():
+    tracemalloc.start()
+    yield
+    tracemalloc.stop()
+
+
+def test_every_regression_input_is_listed():
+    assert sorted(p.name for p in REGRESSIONS.glob("*")) == sorted(REGRESSION_OUTCOMES)
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSION_OUTCOMES))
+def test_inputs_that_once_failed(name, traced):
+    assert check_one((REGRESSIONS / name).read_bytes()) == REGRESSION_OUTCOMES[name]
+
+
+def test_our_seeds_pass_and_reach_their_decoders(traced):
+    outcomes = {path.name: check_one(path.read_bytes()) for path in sorted(SEEDS.glob("*"))}
+    refused = {name for name, outcome in outcomes.items() if outcome == "zip refused"}
+    assert refused == {"traversal.zip", "symlink.zip"}  # the hostile zips; every other seed is decoded
+    assert {outcome for name, outcome in outcomes.items() if name not in refused} == {"image", "zip"}
+
+
+@pytest.mark.slow
+def test_every_seed_passes(traced):
+    """pydicom's own test files too: real CT, MR, ultrasound, RT, SR, compressed and broken files."""
+    outcomes = {path.name: check_one(path.read_bytes()) for path in corpus_files()}
+    assert outcomes["CT_small.dcm"] == outcomes["MR_small.dcm"] == outcomes["image_dfl.dcm"] == "image"
+    assert outcomes["rtplan.dcm"] == outcomes["JPEG2000-embedded-sequence-delimiter.dcm"] == "refused"
+
+
+def test_the_committed_seeds_are_the_generated_ones():
+    assert sorted(p.name for p in SEEDS.glob("*")) == sorted(make_seeds())  # regenerate with --write-seeds
+
+
+def test_the_checks_catch_what_they_must(traced, monkeypatch):
+    """The harness itself: another exception, a slow input or a large allocation is a failure."""
+    import benchmarks.fuzz as fuzz
+
+    png = (SEEDS / "grey.png").read_bytes()
+
+    def explode(data):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(fuzz, "_image_path", explode)
+    with pytest.raises(FuzzFailure, match="(?s)^exception: .*KeyError: 'boom'"):
+        check_one(png)
+    monkeypatch.setattr(fuzz, "_image_path", lambda data: bytearray(fuzz.memory_budget(len(data)) + 1))
+    with pytest.raises(FuzzFailure, match="^memory: "):
+        check_one(png)
+    monkeypatch.setattr(fuzz, "_image_path", lambda data: "image")
+    monkeypatch.setattr(fuzz, "DEADLINE_S", -1.0)
+    with pytest.raises(FuzzFailure, match="^hang: "):
+        check_one(png)
+
+
+@pytest.mark.slow
+def test_a_short_seeded_fuzzing_run_finds_nothing(tmp_path):
+    pytest.importorskip("atheris")
+    command = [sys.executable, "benchmarks/fuzz.py", "--runs", "600", "--seed", "1", "--json"]
+    result = subprocess.run(
+        [*command, "--crashes", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    report = json.loads(result.stdout)
+    failures = {p.name: p.read_text()[-400:] for p in tmp_path.glob("*.txt")}
+    assert report["crashes"] == 0, failures
+    assert report["executions"] == 600 and report["seeds"] == len(corpus_files())
+    assert report["outcomes"].get("image", 0) > 0 and report["outcomes"].get("refused", 0) > 0
