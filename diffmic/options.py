@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .diffusion import sampler_class
+from .diffusion import SAMPLERS, sampler_class
 
+__all__ = ["APP_DEFAULT", "MAX_SAMPLES", "SAMPLERS", "SamplingOptions"]  # SAMPLERS: the sampler registry
 MAX_SAMPLES = 1024
 
 
