@@ -26,6 +26,8 @@ REGRESSION_OUTCOMES = {
     "gif_truncated_frame_descriptor.gif": "refused",
     # zlib.error escaped the zip extraction (only BadZipFile and EOFError were caught)
     "zip_invalid_deflate_stream.zip": "zip refused",
+    # zipfile.ZipFile raised NotImplementedError ("zip file version 11.5") on opening the archive
+    "zip_unsupported_version.zip": "zip refused",
 }
 
 

@@ -128,7 +128,7 @@ def safe_extract_zip(
         raise ValueError(f"refusing to extract into {dest}: it must be a new or empty folder")
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as err:
         raise ValueError(f"not a valid zip file ({err})") from err
     except OSError as err:
         raise ValueError(f"cannot read the zip file: {err}") from err
