@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from .data.datasets import batch_of
 from .model import DiffMIC
+from .precision import autocast
 from .transforms import training_batch
 
 PRIORS = ("fused", "global", "local")
@@ -79,8 +80,13 @@ def build_cache(
     seed: int = 0,
     batch_size: int = 64,
     progress: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> ConditioningCache:
-    """The conditioning of every image of ``dataset`` under ``views`` views (view 0 unaugmented)."""
+    """The conditioning of every image of ``dataset`` under ``views`` views (view 0 unaugmented).
+
+    ``dtype`` bfloat16 runs the networks under autocast (the training cache: ~2.5x faster on a CPU with
+    bfloat16 instructions; features within ~0.3 % of float32's, far below the chain's unit noise); the
+    validation cache, like inference, stays float32. Rows are stored as float32 either way."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -91,9 +97,10 @@ def build_cache(
         per_view = []
         for v in range(views):
             view = training_batch(pixels, model.config, generator if v else None)
-            per_view.append(conditioning_of(model, view.to(model.device)))
-        features.append(torch.stack([f for f, _ in per_view], 1).cpu().numpy())
-        priors.append(torch.stack([p for _, p in per_view], 1).cpu().numpy())
+            with autocast(model.device, dtype):
+                per_view.append(conditioning_of(model, view.to(model.device)))
+        features.append(torch.stack([f for f, _ in per_view], 1).float().cpu().numpy())
+        priors.append(torch.stack([p for _, p in per_view], 1).float().cpu().numpy())
     model.train(was_training)
     labels = np.asarray(dataset.labels, dtype=np.int64)
     return ConditioningCache(np.concatenate(features), np.concatenate(priors), labels)
