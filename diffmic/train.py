@@ -155,7 +155,11 @@ class Trainer(StageLosses, Validation, PostTrainingFits, StartFrom, StageLoop):
             return ConditioningCache.load(path)
         start = time.monotonic()
         cache = build_cache(
-            self.model, self.splits.train, self.tc.cache_views, seed=self.tc.seed, progress=True,
+            self.model,
+            self.splits.train,
+            self.tc.cache_views,
+            seed=self.tc.seed,
+            progress=True,
             dtype=self.dtype,
         )
         if self.dist.main:
