@@ -7,8 +7,10 @@ the same task (or the first available one) is used instead, and ``Selection.noti
 failures are remembered for a minute so an offline Space does not wait on the network at every click.
 
 The cache holds ``DiffMICPipeline`` objects: the pipeline owns the model, its preprocessing and its
-Grad-CAM copy, shared by all requests. Where a flagged image may belong (``models_accepting``) is asked of
-each other bundled model's distribution check alone (no chain) and remembered per image.
+Grad-CAM copy, shared by all requests; with batching on (``Settings.batching``) each is a
+``BatchedPipeline`` on the registry's one ``Batcher``, so concurrent runs of one model with the same options
+are computed together (``diffmic.batching``). Where a flagged image may belong (``models_accepting``) is
+asked of each other bundled model's distribution check alone (no chain) and remembered per image.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from diffmic.batching import BatchedPipeline, Batcher
 from diffmic.config import ConfigError, DiffMICConfig
 from diffmic.hub import CONFIG_NAME, EVALUATION_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
 from diffmic.options import SamplingOptions
@@ -31,7 +34,7 @@ from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
 
 from .gpu import model_device
-from .settings import Settings
+from .settings import BATCH_WAIT_S, BATCH_WORKERS, MAX_BATCH, Settings
 
 HUB_RETRY_S = 60.0
 MAX_CACHED = 4
@@ -91,6 +94,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._hub_failures: dict[str, tuple[float, str]] = {}
         self._accepting: OrderedDict[tuple, list[str]] = OrderedDict()
+        self.batcher = Batcher(MAX_BATCH, BATCH_WAIT_S, BATCH_WORKERS) if settings.batching else None
 
     # ------------------------------------------------------------------ what is offered
     def bundled(self) -> list[Bundled]:
@@ -243,7 +247,7 @@ class ModelRegistry:
         try:
             pipe = self._cached(
                 ("bundled", str(b.folder), stamp),
-                lambda: DiffMICPipeline.from_pretrained(b.folder, device=model_device()),
+                lambda: self._serving(DiffMICPipeline.from_pretrained(b.folder, device=model_device())),
             )
         except ConfigError as err:
             raise ModelLoadError(f"the bundled {b.name} model cannot be loaded: {err}") from err
@@ -258,7 +262,7 @@ class ModelRegistry:
         failed = self._hub_failures.get(repo)
         if failed is None or time.monotonic() - failed[0] > HUB_RETRY_S:
             try:
-                pipe = self._cached(("hub", repo), lambda: _load_from_hub(repo))
+                pipe = self._cached(("hub", repo), lambda: self._serving(_load_from_hub(repo)))
                 return Selection(pipe, f"Hub model {repo}", repo)
             except ModelLoadError as err:
                 self._hub_failures[repo] = (time.monotonic(), str(err))
@@ -276,6 +280,10 @@ class ModelRegistry:
         usable = [b for b in bundled.values() if b.available]
         same_task = [b for b in usable if b.name.lower() in repo.lower()]
         return (same_task or usable or [None])[0]
+
+    def _serving(self, pipe: DiffMICPipeline) -> DiffMICPipeline:
+        """The pipeline requests use: batched through the registry's batcher when batching is on."""
+        return BatchedPipeline(pipe.model, self.batcher) if self.batcher is not None else pipe
 
     def _cached(self, key: tuple, build) -> DiffMICPipeline:
         """The cached model of ``key``, built at most once at a time per key."""

@@ -1,4 +1,8 @@
-"""Serving: the request queue, upload limit, theme, torch threads, and a warm model before the first click."""
+"""Serving: the request queue, upload limit, theme, torch threads, and a warm model before the first click.
+
+With batching on, the endpoints that feed ``diffmic.batching`` (``BATCHED_ENDPOINTS``) may have
+``BATCHED_CONCURRENCY`` requests in flight: they wait on the registry's batcher, whose workers own the cores.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ import gradio as gr
 import torch
 
 from .models import ModelRegistry, warm_up
-from .settings import CONCURRENCY_LIMIT, MAX_FILE_SIZE, QUEUE_SIZE, Settings, load_settings, server_port
+from .settings import (
+    BATCHED_CONCURRENCY,
+    BATCHED_ENDPOINTS,
+    CONCURRENCY_LIMIT,
+    MAX_FILE_SIZE,
+    QUEUE_SIZE,
+    Settings,
+    load_settings,
+    server_port,
+)
 from .widgets import CSS, THEME
 
 log = logging.getLogger(__name__)
@@ -22,6 +35,13 @@ def warm(registry: ModelRegistry) -> None:
         warm_up(registry.get(registry.default_choice()).pipe)
     except Exception as err:  # noqa: BLE001 - the app must start without models
         log.warning("no model warmed up: %s", err)
+
+
+def route_to_batcher(demo: gr.Blocks, limit: int = BATCHED_CONCURRENCY) -> None:
+    """Let the batched endpoints have ``limit`` requests in flight (their work is queued in the batcher)."""
+    for fn in demo.fns.values():
+        if fn.api_name in BATCHED_ENDPOINTS:
+            fn.concurrency_limit = limit
 
 
 def launch(
@@ -36,6 +56,8 @@ def launch(
     if registry is not None:
         warm(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    if registry is not None and registry.batcher is not None:
+        route_to_batcher(demo)
     options: dict[str, Any] = dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=server_port(),

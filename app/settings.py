@@ -6,11 +6,13 @@
 | ``DIFFMIC_ASSETS_DIR`` | ``<repo>/assets`` | example images, ``<task>/<label>_<n>.png`` |
 | ``DIFFMIC_MODEL_REPO`` | unset | Hub repo id selected by default (bundled weights are the fallback) |
 | ``DIFFMIC_TORCH_THREADS`` | ``1`` | torch threads per process (requests run in parallel instead) |
+| ``DIFFMIC_BATCHING`` | ``1`` (``0`` on ZeroGPU) | concurrent Diagnose and ``/predict`` requests in batches |
 | ``GRADIO_SERVER_PORT`` | ``7860`` | port of ``python app.py`` |
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,14 @@ GENERATED_TEST_IMAGES = 100  # Evaluate's "try it on generated test images"
 # Serving.
 STREAM_INTERVAL_S = 0.1  # at most ~10 streamed updates per second
 CONCURRENCY_LIMIT = 2
+# With batching, the Diagnose run and /predict hand their work to diffmic.batching's workers (BATCH_WORKERS
+# batches at once, up to MAX_BATCH requests each, a wait of at most BATCH_WAIT_S for a batch to fill), so
+# that many of them may wait at once.
+BATCHED_CONCURRENCY = 16
+BATCHED_ENDPOINTS = ("diagnose", "predict")
+MAX_BATCH = 8
+BATCH_WAIT_S = 0.02
+BATCH_WORKERS = 2
 QUEUE_SIZE = 32
 MAX_FILE_SIZE = "20mb"
 EVAL_MAX_IMAGES = 2000
@@ -48,6 +58,7 @@ class Settings:
     assets_dir: Path
     model_repo: str | None  # DIFFMIC_MODEL_REPO
     torch_threads: int
+    batching: bool = True  # DIFFMIC_BATCHING
 
 
 def load_settings() -> Settings:
@@ -59,7 +70,20 @@ def load_settings() -> Settings:
         assets_dir=Path(os.environ.get("DIFFMIC_ASSETS_DIR") or REPO_ROOT / "assets").expanduser(),
         model_repo=repo,
         torch_threads=max(1, int(threads)) if threads.isdigit() else 1,
+        batching=batching_enabled(),
     )
+
+
+def batching_enabled() -> bool:
+    """``DIFFMIC_BATCHING`` (1/0, on/off); unset: on, except on ZeroGPU, where the GPU is attached only
+    inside each request's own ``spaces.GPU`` call and so cannot serve a shared worker."""
+    value = os.environ.get("DIFFMIC_BATCHING", "").strip().lower()
+    if value:
+        return value not in ("0", "off", "false", "no")
+    try:
+        return importlib.util.find_spec("spaces") is None
+    except ValueError:  # a ``spaces`` module without a spec, put in sys.modules by hand
+        return False
 
 
 def server_port() -> int:

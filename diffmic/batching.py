@@ -20,6 +20,7 @@ batcher; everything else (Grad-CAM, the distribution check, evaluation's batches
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Hashable, Iterator
@@ -30,8 +31,7 @@ import numpy as np
 import torch
 
 from .chain import DenoiseState, label_to_probs
-from .diffusion import make_sampler, sampler_class
-from .lean import lean_chain
+from .diffusion import sampler_class
 from .model import Conditioning, DiffMIC
 from .options import SamplingOptions
 from .pipeline import DiffMICOutput, DiffMICPipeline, ImageLike, Prepared
@@ -53,12 +53,23 @@ def image_row(value: Any, i: int) -> Any:
     return value
 
 
+def join_rows(values: list[Any]) -> Any:
+    """The batch of several batches (``image_row``'s inverse): tensors concatenated, field by field."""
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(values)
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        fields = [f.name for f in dataclasses.fields(first) if f.init]
+        return dataclasses.replace(first, **{n: join_rows([getattr(v, n) for v in values]) for n in fields})
+    return first
+
+
 class ChainProgress:
     """The chain of one batch as it runs: the states so far, shared by the batch's callers."""
 
-    def __init__(self, timesteps: list[int], temperature: float):
-        self.timesteps = timesteps
-        self.total = len(timesteps)
+    def __init__(self, temperature: float):
+        self.total = 0  # steps of the chain, known from its first state
+        self.timesteps: list[int] = []
         self.temperature = temperature
         self.samples: list[torch.Tensor] = []  # (B, N, C) after each step
         self.finished = False
@@ -66,10 +77,12 @@ class ChainProgress:
         self.cond = threading.Condition()
         self._probs: torch.Tensor | None = None
 
-    def add(self, sample: torch.Tensor, notify: bool) -> None:
-        """Record the state after one more step; wake the callers if ``notify``."""
+    def add(self, state: DenoiseState, notify: bool) -> None:
+        """Record the batch's state after one more step; wake the callers if ``notify``."""
         with self.cond:
-            self.samples.append(sample)
+            self.total = state.total
+            self.timesteps.append(state.t)
+            self.samples.append(state.sample)
             if notify:
                 self.cond.notify_all()
 
@@ -143,7 +156,7 @@ class BatchRequest:
         self.prepared()
         progress = self.progress
         assert progress is not None
-        progress.wait(progress.total)
+        progress.wait(sys.maxsize)
         if progress.error is not None:
             raise progress.error
         j, row = progress.total - 1, self.row
@@ -246,6 +259,7 @@ class Batcher:
                         request.resolve(None, err)
                     elif request.progress is not None and not request.progress.finished:
                         request.progress.finish(err)
+            del batch  # an idle worker holds no model, image or chain
 
 
 def run_batch(batch: list[BatchRequest]) -> None:
@@ -261,12 +275,7 @@ def run_batch(batch: list[BatchRequest]) -> None:
             return
         alive, rows = [r for r, _ in pairs], [c for _, c in pairs]
         options = alive[0].options
-        model = pipe.model
-        sampler = make_sampler(options.sampler, model.diffusion, options.steps, options.eta)
-        progress = ChainProgress(list(sampler.timesteps), pipe.config.temperature)
-        features = torch.cat([c.features for c in rows])
-        prior = torch.cat([c.prior(options.prior) for c in rows])
-        gates = model.denoiser.gate(features).repeat_interleave(options.samples, dim=0)
+        progress = ChainProgress(pipe.config.temperature)
         generators = [torch.Generator().manual_seed(int(r.options.seed)) for r in alive]
         for row, (request, conditioning) in enumerate(zip(alive, rows, strict=True)):
             request.progress, request.row = progress, row
@@ -274,13 +283,10 @@ def run_batch(batch: list[BatchRequest]) -> None:
         error: BaseException | None = None
         try:
             last = time.monotonic()
-            chain = lean_chain(
-                pipe.folded_head(), gates, prior, sampler, options.samples, generators, progress.temperature
-            )
-            for state in chain:
+            for state in pipe.chain(join_rows(rows), options, generators):
                 now = time.monotonic()
                 notify = state.is_last or now - last >= NOTIFY_S
-                progress.add(state.sample, notify)
+                progress.add(state, notify)
                 last = now if notify else last
                 if all(r.cancelled for r in alive):
                     break
@@ -379,8 +385,8 @@ class BatchedPipeline(DiffMICPipeline):
             state, probs = request.outcome()
         finally:
             request.cancel()
-        trajectory = self.trajectory(prepared, options, total=state.total)
-        trajectory.t[:] = request.progress.timesteps if request.progress else []
+        trajectory = self.trajectory(prepared, options, total=state.total)  # filled at once, not step by step
+        trajectory.t[:] = request.progress.timesteps if request.progress is not None else []
         trajectory.probs[:] = probs
         trajectory.steps_done = state.total
         return self.result(prepared, state, trajectory, options, time.perf_counter() - start, explain=explain)

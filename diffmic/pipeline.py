@@ -156,14 +156,18 @@ class DiffMICPipeline:
         return self.model.check_distribution(self.prepare(image).conditioning.features)[0]
 
     # ------------------------------------------------------------------ the chain
-    def chain(self, conditioning: Conditioning, options: SamplingOptions) -> Iterator[DenoiseState]:
+    def chain(
+        self, conditioning: Conditioning, options: SamplingOptions, generator: Any = None
+    ) -> Iterator[DenoiseState]:
         """The reverse chain of a batch of B conditioned images, N = options.samples chains each."""
-        return self.denoise(conditioning.features, conditioning.prior(options.prior), options)
+        return self.denoise(conditioning.features, conditioning.prior(options.prior), options, generator)
 
     def denoise(
-        self, features: torch.Tensor, prior: torch.Tensor, options: SamplingOptions
+        self, features: torch.Tensor, prior: torch.Tensor, options: SamplingOptions, generator: Any = None
     ) -> Iterator[DenoiseState]:
-        """The reverse chain from conditioning vectors (B, D) and prior means (B, C); a state per step.
+        """The reverse chain from conditioning vectors (B, D) and prior means (B, C); a state per step. The
+        noise comes from ``options.seed``, or from ``generator`` (on the folded path, one per image may be
+        given: ``diffmic.batching``).
 
         A sampler that offers affine steps (``AffineSampler``) runs on the folded head (``diffmic.lean``):
         the same numbers as the generic loop, at a fraction of its per-step cost. Any other sampler runs
@@ -171,7 +175,7 @@ class DiffMICPipeline:
         """
         model = self.model
         sampler = make_sampler(options.sampler, model.diffusion, options.steps, options.eta)
-        generator = torch.Generator().manual_seed(int(options.seed))
+        generator = torch.Generator().manual_seed(int(options.seed)) if generator is None else generator
         with torch.inference_mode():
             gates = model.denoiser.gate(features).repeat_interleave(options.samples, dim=0)
         if sampler.affine and callable(getattr(model.denoiser, "fold", None)):

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from diffmic import batching
+from diffmic import pipeline as pipeline_module
 from diffmic.batching import BatchedPipeline, Batcher
 from diffmic.chain import DenoiseState
 from diffmic.imageio import ImageLoadError
@@ -138,14 +139,14 @@ def test_streamed_runs_get_their_own_frames_and_stop_alone(model, batcher, monke
 
 def test_everyone_leaving_stops_the_chain(model, batcher, monkeypatch):
     progress: list = []
-    run, chain = batching.run_batch, batching.lean_chain
+    run, chain = batching.run_batch, pipeline_module.lean_chain
 
     def slowed(*args, **kwargs):
         for state in chain(*args, **kwargs):
             time.sleep(0.01)
             yield state
 
-    monkeypatch.setattr(batching, "lean_chain", slowed)
+    monkeypatch.setattr(pipeline_module, "lean_chain", slowed)
     monkeypatch.setattr(batching, "run_batch", lambda batch: (run(batch), progress.append(batch[0].progress)))
     pipe = BatchedPipeline(model, batcher)
     stream = pipe.run(random_image(seed=3), SamplingOptions(sampler="ddpm", samples=2, seed=1))
@@ -245,3 +246,28 @@ def test_a_closed_batcher_refuses_new_requests(model):
         BatchedPipeline(model, batcher)(random_image(seed=60), SamplingOptions(sampler="ddim", steps=5))
     with pytest.raises(ValueError):
         Batcher(max_batch=0)
+
+
+def test_a_batch_on_the_fake_gpu_gives_the_cpu_answers(model):
+    """The batched DCG and chain on a (fake, ``tests/fake_cuda.py``) CUDA device: every tensor on one
+    device, the numbers those of solo runs on the CPU. The batch runs in this thread (the fake device is
+    a mode of the thread that enters it)."""
+    import copy
+
+    from tests.fake_cuda import CUDA, FakeCuda
+
+    options = [SamplingOptions(sampler="ddpm", samples=3, seed=s) for s in (1, 2)]
+    images = [random_image(seed=70), random_image(seed=71)]
+    expected = [DiffMICPipeline(model)(image, opts) for image, opts in zip(images, options, strict=True)]
+    with FakeCuda():
+        pipe = BatchedPipeline(copy.deepcopy(model).to(CUDA), Batcher(workers=1))
+        requests = []
+        for image, opts in zip(images, options, strict=True):
+            x, pixels = pipe.preprocess(image)
+            requests.append(batching.BatchRequest(pipe, opts, x, pixels[0]))
+        batching.run_batch(requests)
+        for request, ref in zip(requests, expected, strict=True):
+            state, probs = request.outcome()
+            assert request.prepared().x.device == state.sample.device == CUDA
+            np.testing.assert_allclose(state.probs[0].cpu().numpy(), ref.sample_probs, atol=TOL)
+            np.testing.assert_allclose(probs, ref.trajectory.probs, atol=TOL)

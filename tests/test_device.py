@@ -5,6 +5,7 @@ so a tensor made on the wrong device fails here, and the numbers must be exactly
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -208,7 +209,9 @@ def test_the_apps_handlers_on_a_gpu_give_the_cpu_answers(app_dirs, monkeypatch):
     )
     monkeypatch.setattr("app.models.model_device", lambda: "cuda")  # what app.gpu answers on a GPU
     with FakeCuda():
-        registry = ModelRegistry(settings)
+        # the fake device is a mode of this thread, which the batcher's workers do not share: the handlers
+        # run unbatched here (test_batching runs a batch on the fake device)
+        registry = ModelRegistry(dataclasses.replace(settings, batching=False))
         assert registry.get("fundus").pipe.model.device == CUDA
         got = app_answers(registry, settings, example, dataset)
     assert got == expected
