@@ -13,6 +13,7 @@ import numpy as np
 
 from . import figures, maps
 from .assets import Example, list_examples
+from .controls import scan_details
 from .diagnose import OUTPUTS, WAITING, Diagnosis
 from .gpu import on_gpu
 from .models import ModelRegistry
@@ -61,6 +62,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             preview = gr.Image(
                 label="Your image", interactive=False, height=170, elem_id="preview", buttons=["fullscreen"]
             )
+            scan_info = gr.Markdown("", elem_id="scan-info", elem_classes="map-note")  # DICOM metadata
             model = model_dropdown(registry, "model")
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="run", min_width=100)
@@ -219,6 +221,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     private = dict(api_visibility="private")
 
     upload.change(diagnosis.preview, upload, [preview, *outputs], show_progress="hidden", **private)
+    upload.change(scan_details, upload, scan_info, show_progress="hidden", **private)
     if examples:
 
         def pick(current: str, evt: gr.SelectData) -> tuple:

@@ -282,3 +282,20 @@ def test_jpeg2000_frame_claiming_trillions_of_pixels():
         warnings.simplefilter("ignore")
         with pytest.raises(ImageLoadError, match="compressed as a far larger image than"):
             load_image(data)
+
+
+@pytest.mark.slow
+def test_the_line_sits_under_the_preview_and_follows_the_upload(tmp_path):
+    from app.models import ModelRegistry
+    from app.ui import build_demo
+    from tests.test_app_support import make_app_dirs
+
+    settings = make_app_dirs(tmp_path, n_examples=1)
+    demo = build_demo(settings, ModelRegistry(settings))
+    (wired,) = [fn for fn in demo.fns.values() if fn.fn is scan_details]
+    (upload,) = wired.inputs
+    (line,) = wired.outputs
+    assert upload.elem_id == "upload" and line.elem_id == "scan-info"
+    wanted = ("preview", "scan-info", "model")
+    ids = [block.elem_id for block in demo.blocks.values() if block.elem_id in wanted]
+    assert ids == list(wanted)  # right under the preview, above the model menu
