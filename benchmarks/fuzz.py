@@ -8,7 +8,8 @@ BMP, TIFF, WebP, GIF, DICOM) and, for a DICOM, ``diffmic.dicom.read_dicom_info``
 An input passes when each call ends in its result (an RGB image of 16×16 px up to the pixel limit, or the
 metadata) or in the error its module defines: ``ImageLoadError`` for images; ``ValueError`` (and
 ``FileNotFoundError`` from the dataset readers) for zips. It fails on any other exception, on taking more
-than ``DEADLINE_S``, or on a peak traced allocation (Python objects and NumPy arrays, ``tracemalloc``)
+than ``DEADLINE_S`` of CPU time (a busy machine's waits are not the input's; libFuzzer ends an input after
+30 s of wall time), or on a peak traced allocation (Python objects and NumPy arrays, ``tracemalloc``)
 above the upload limits' worth: ``BYTES_PER_LIMIT_PIXEL`` × max_pixels + 4 × its size + ``SLACK_BYTES``,
 about what a legitimate image at the pixel limit needs. The fuzzer runs with small limits (``LIMITS``)
 so that an input's worth is reached in a few kilobytes. Pillow's own pixel buffers are not traced; the
@@ -140,7 +141,7 @@ def check_one(data: bytes, deadline_s: float | None = DEADLINE_S) -> str:
     if traced:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine's waits are no hang
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom and Pillow warn about what they repair
@@ -149,9 +150,9 @@ def check_one(data: bytes, deadline_s: float | None = DEADLINE_S) -> str:
         raise
     except Exception as exc:
         raise FuzzFailure("exception", "".join(traceback.format_exception(exc))) from exc
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     if deadline_s is not None and seconds > deadline_s:
-        raise FuzzFailure("hang", f"{seconds:.2f} s (deadline {deadline_s} s)")
+        raise FuzzFailure("hang", f"{seconds:.2f} s of CPU (deadline {deadline_s} s)")
     if traced:
         peak = tracemalloc.get_traced_memory()[1] - before
         if peak > memory_budget(len(data)):
@@ -378,7 +379,14 @@ def worker(argv: list[str], crashes: Path, stats_path: Path) -> None:
 MAX_RESTARTS = 20  # libFuzzer stops at a timeout, a fatal signal or its memory limit: start it again
 
 
-def run(runs: int | None, seconds: float | None, seed: int, crashes: Path, timeout_s: int = 10) -> dict:
+def run(
+    runs: int | None,
+    seconds: float | None,
+    seed: int,
+    crashes: Path,
+    corpus_dir: Path | None = None,
+    timeout_s: int = 30,
+) -> dict:
     """Fuzz in child processes until `runs` executions or `seconds`; the counts reached.
 
     A failing input is saved by the worker and fuzzing goes on. When libFuzzer itself stops on an input (a
@@ -387,11 +395,11 @@ def run(runs: int | None, seconds: float | None, seed: int, crashes: Path, timeo
     crashes.mkdir(parents=True, exist_ok=True)
     totals = {"executions": 0, "seconds": 0.0, "crashes": 0, "kinds": {}, "outcomes": {}, "max_rss_mb": 0.0}
     with tempfile.TemporaryDirectory(prefix="diffmic-fuzz-corpus-") as tmp:
-        corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
+        corpus = corpus_dir or Path(tmp) / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
         seeds = corpus_files()
         for i, path in enumerate(seeds):
-            shutil.copyfile(path, corpus / f"{i:03d}_{path.name}")
+            shutil.copyfile(path, corpus / f"seed{i:03d}_{path.name}")
         stats_path = Path(tmp) / "stats.json"
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
         for attempt in range(MAX_RESTARTS + 1):
@@ -460,6 +468,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's seed (deterministic runs)")
     parser.add_argument("--crashes", type=Path, help="where failing inputs go (default: a temporary folder)")
+    parser.add_argument("--corpus", type=Path, help="a corpus folder kept between runs (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     parser.add_argument("--write-seeds", action="store_true", help=f"regenerate {SEEDS.relative_to(ROOT)}")
     args = parser.parse_args()
@@ -470,7 +479,7 @@ def main() -> None:
     if not args.runs and not args.seconds:
         parser.error("give --runs or --seconds")
     crashes = args.crashes or Path(tempfile.mkdtemp(prefix="diffmic-fuzz-crashes-"))
-    result = run(args.runs, args.seconds, args.seed, crashes)
+    result = run(args.runs, args.seconds, args.seed, crashes, args.corpus)
     if args.json:
         print(json.dumps(result, indent=2))
         return

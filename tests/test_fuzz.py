@@ -29,6 +29,8 @@ REGRESSION_OUTCOMES = {
     "zip_invalid_deflate_stream.zip": "zip refused",
     # zipfile.ZipFile raised NotImplementedError ("zip file version 11.5") on opening the archive
     "zip_unsupported_version.zip": "zip refused",
+    # ZipInfo.is_dir() raised IndexError for an entry with an empty name, before the name was checked
+    "zip_entry_with_empty_name.zip": "zip refused",
 }
 
 

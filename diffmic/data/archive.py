@@ -84,7 +84,7 @@ def check_zip(
             raise ValueError(f"refusing the zip: entry {info.filename!r} is a symbolic link")
         if info.flag_bits & 0x1:
             raise ValueError(f"refusing the zip: entry {info.filename!r} is encrypted")
-        if info.is_dir() or not parts or _is_skipped(parts):
+        if not parts or info.is_dir() or _is_skipped(parts):  # is_dir() fails on an empty name
             continue
         if parts in seen:
             raise ValueError(f"refusing the zip: entry {info.filename!r} appears twice")
