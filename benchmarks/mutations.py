@@ -139,8 +139,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "prior-option-ignored",
         "diffmic/pipeline.py",
-        "conditioning.prior(options.prior), options)",
-        'conditioning.prior("fused"), options)',
+        "conditioning.prior(options.prior), options, generator)",
+        'conditioning.prior("fused"), options, generator)',
         "the chain always starts from the fused prior, whatever options.prior says",
         PIPE,
     ),
