@@ -18,7 +18,7 @@ largest resident size is printed as a check on them.
 A failing input is saved (``--crashes``, with its traceback) and fuzzing goes on; each one belongs in
 ``tests/fixtures/fuzz/regressions/`` (``tests/test_fuzz.py`` runs every file there). Seeds: the files of
 ``tests/fixtures/fuzz/seeds`` (``--write-seeds`` makes them: the bundled example images at 48 px, small
-PNG/JPEG/GIF/BMP/TIFF/WebP variants, DICOMs, zips), pydicom's own test files up to ``MAX_LEN`` bytes and
+PNG/JPEG/GIF/BMP/TIFF/WebP variants, DICOMs, zips), pydicom's own test files up to ``MAX_SEED`` bytes and
 the regressions.
 
     python benchmarks/fuzz.py --runs 100000          # until 100,000 executions
@@ -52,7 +52,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "fuzz"
 SEEDS, REGRESSIONS = FIXTURES / "seeds", FIXTURES / "regressions"
 LIMITS = {"max_bytes": 1024 * 1024, "max_pixels": 1024 * 1024}  # the fuzzer's upload limits
 ZIP_LIMITS = {"max_files": 64, "max_total_bytes": 4 * 1024 * 1024}
-MAX_LEN = 65536  # the largest input libFuzzer makes
+MAX_LEN = 16384  # the largest input libFuzzer makes (longer seeds are cut)
+MAX_SEED = 65536  # the largest of pydicom's test files used as a seed
 DEADLINE_S = 2.0
 BYTES_PER_LIMIT_PIXEL = 32
 SLACK_BYTES = 16 * 1024 * 1024
@@ -314,7 +315,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def pydicom_test_files(max_len: int = MAX_LEN) -> list[Path]:
+def pydicom_test_files(max_len: int = MAX_SEED) -> list[Path]:
     """pydicom's own test DICOMs (installed with it) up to `max_len` bytes."""
     import pydicom
 
@@ -334,8 +335,16 @@ def corpus_files() -> list[Path]:
 # --- the fuzzer ----------------------------------------------------------------------------------------
 
 
-def worker(argv: list[str], crashes: Path, stats_path: Path) -> None:
-    """Run libFuzzer (atheris) over check_one; never returns. Failures are saved, counted and skipped."""
+def _rss_bytes() -> int:
+    """The largest resident size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker(argv: list[str], crashes: Path, stats_path: Path, trace_every: int = 1) -> None:
+    """Run libFuzzer (atheris) over check_one; never returns. Failures are saved, counted and skipped.
+
+    Allocations are traced for every `trace_every`-th input (tracing costs about 4 × the CPU); every input
+    is also held to the budget on the process's largest resident size, which Pillow's buffers count in."""
     import atheris
 
     with atheris.instrument_imports(include=[*INSTRUMENTED, "PIL", "pydicom"]):
@@ -348,8 +357,8 @@ def worker(argv: list[str], crashes: Path, stats_path: Path) -> None:
 
         Image.init()  # imports every Pillow plugin now, so they are instrumented too
         warm_up()
-    tracemalloc.start()
     stats = {"executions": 0, "failures": 0, "kinds": {}, "outcomes": {}, "start": time.time()}
+    stats["traced"], baseline_rss = 0, _rss_bytes()
     crashes.mkdir(parents=True, exist_ok=True)
 
     def save_stats() -> None:
@@ -359,9 +368,15 @@ def worker(argv: list[str], crashes: Path, stats_path: Path) -> None:
 
     def target(data: bytes) -> None:
         stats["executions"] += 1
+        traced = stats["executions"] % trace_every == 0
+        if traced:
+            stats["traced"] += 1
+            tracemalloc.start()
         try:
             outcome = check_one(data)
             stats["outcomes"][outcome] = stats["outcomes"].get(outcome, 0) + 1
+            if _rss_bytes() > baseline_rss + memory_budget(len(data)):
+                raise FuzzFailure("memory", f"resident size {_rss_bytes() / 2**20:.0f} MiB")
         except FuzzFailure as failure:
             stats["failures"] += 1
             stats["kinds"][failure.kind] = stats["kinds"].get(failure.kind, 0) + 1
@@ -369,6 +384,9 @@ def worker(argv: list[str], crashes: Path, stats_path: Path) -> None:
             (crashes / name).write_bytes(data)
             (crashes / f"{name}.txt").write_text(failure.detail)
             save_stats()
+        finally:
+            if traced:
+                tracemalloc.stop()
         if stats["executions"] % 100 == 0:
             save_stats()
 
@@ -385,6 +403,7 @@ def run(
     seed: int,
     crashes: Path,
     corpus_dir: Path | None = None,
+    trace_every: int = 1,
     timeout_s: int = 30,
 ) -> dict:
     """Fuzz in child processes until `runs` executions or `seconds`; the counts reached.
@@ -393,7 +412,8 @@ def run(
     hang past `timeout_s`, a fatal signal, its memory limit), that input goes to `crashes` too, counts as
     a crash, and a new worker goes on from the corpus grown so far."""
     crashes.mkdir(parents=True, exist_ok=True)
-    totals = {"executions": 0, "seconds": 0.0, "crashes": 0, "kinds": {}, "outcomes": {}, "max_rss_mb": 0.0}
+    totals = {"executions": 0, "traced": 0, "seconds": 0.0, "crashes": 0, "kinds": {}, "outcomes": {}}
+    totals["max_rss_mb"] = 0.0
     with tempfile.TemporaryDirectory(prefix="diffmic-fuzz-corpus-") as tmp:
         corpus = corpus_dir or Path(tmp) / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
@@ -412,7 +432,7 @@ def run(
             flags += [f"-runs={left_runs}"] if left_runs else []
             flags += [f"-max_total_time={int(left_s)}"] if left_s else []
             stats_path.unlink(missing_ok=True)
-            worker_args = ["--worker", str(crashes), str(stats_path), *flags, str(corpus)]
+            worker_args = ["--worker", str(crashes), str(stats_path), str(trace_every), *flags, str(corpus)]
             command = [sys.executable, __file__, *worker_args]
             start = time.perf_counter()
             child = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -422,6 +442,7 @@ def run(
             totals["executions"] += int(done.group(1)) if done else stats.get("executions", 0)
             totals["seconds"] += stats.get("seconds") or wall
             totals["crashes"] += stats.get("failures", 0)
+            totals["traced"] += stats.get("traced", 0)
             for key in ("kinds", "outcomes"):
                 for name, count in stats.get(key, {}).items():
                     totals[key][name] = totals[key].get(name, 0) + count
@@ -437,6 +458,7 @@ def run(
             "executions": executions,
             "seconds": round(fuzz_s, 1),
             "exec_per_s": round(executions / max(fuzz_s, 1e-9), 1),
+            "memory_traced": totals["traced"],
             "crashes": totals["crashes"],
             "crash_kinds": totals["kinds"],
             "outcomes": totals["outcomes"],
@@ -460,8 +482,8 @@ def _libfuzzer_stop(stderr: str) -> str:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(ROOT))
-        crashes, stats_path = Path(sys.argv[2]), Path(sys.argv[3])
-        worker([sys.argv[0], *sys.argv[4:]], crashes, stats_path)
+        crashes, stats_path, trace_every = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+        worker([sys.argv[0], *sys.argv[5:]], crashes, stats_path, trace_every)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, help="stop after this many executions")
@@ -469,6 +491,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's seed (deterministic runs)")
     parser.add_argument("--crashes", type=Path, help="where failing inputs go (default: a temporary folder)")
     parser.add_argument("--corpus", type=Path, help="a corpus folder kept between runs (default: temporary)")
+    parser.add_argument("--trace-every", type=int, default=1, help="trace allocations of every N-th input")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     parser.add_argument("--write-seeds", action="store_true", help=f"regenerate {SEEDS.relative_to(ROOT)}")
     args = parser.parse_args()
@@ -479,12 +502,13 @@ def main() -> None:
     if not args.runs and not args.seconds:
         parser.error("give --runs or --seconds")
     crashes = args.crashes or Path(tempfile.mkdtemp(prefix="diffmic-fuzz-crashes-"))
-    result = run(args.runs, args.seconds, args.seed, crashes, args.corpus)
+    result = run(args.runs, args.seconds, args.seed, crashes, args.corpus, args.trace_every)
     if args.json:
         print(json.dumps(result, indent=2))
         return
     print(
-        f"executions {result['executions']:,} in {result['seconds']} s = {result['exec_per_s']:,} exec/s; "
+        f"executions {result['executions']:,} in {result['seconds']} s = {result['exec_per_s']:,} exec/s "
+        f"({result['memory_traced']:,} with allocations traced); "
         f"crashes {result['crashes']} {result['crash_kinds'] or ''}; seeds {result['seeds']} -> corpus "
         f"{result['corpus']}; "
         f"outcomes {result['outcomes']}; max RSS {result['max_rss_mb']} MB; failing inputs in {crashes}"
