@@ -1,4 +1,4 @@
-"""Per-request folders for downloadable files, removed again after an hour.
+"""Per-request folders for downloadable files, removed again after an hour (``DIFFMIC_OUTPUTS_MAX_AGE_S``).
 
 Every run writes into its own new folder (never a shared file name), so concurrent requests cannot
 overwrite each other's downloads. Gradio copies returned files into its own cache, which
@@ -7,6 +7,7 @@ overwrite each other's downloads. Gradio copies returned files into its own cach
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-MAX_AGE_S = 3600
+MAX_AGE_S = float(os.environ.get("DIFFMIC_OUTPUTS_MAX_AGE_S") or 3600)  # the soak test shortens it
 
 
 def outputs_root() -> Path:

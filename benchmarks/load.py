@@ -1,20 +1,30 @@
-"""Load test: concurrent gradio_client users against the app on 127.0.0.1, bounded in count and time.
+"""Load test: concurrent gradio_client users against the app on 127.0.0.1, with and without batching.
 
-Starts ``python app.py`` bound to loopback on a free port, waits until it answers, then runs
-``--clients`` threads that each make ``--requests`` calls of the ``/predict`` API (the same JSON as
-the CLI). Prints failures, p50/p95 latency, and the server's resident memory after a warm-up and at
-the end. Only ever talks to 127.0.0.1; stops by itself (``--timeout``) and always stops the server.
+For each ``--batching`` mode (``both``: off, then on, in the same run) it starts ``python app.py`` bound to
+loopback on a free port (``DIFFMIC_BATCHING`` set accordingly), waits until it answers, then runs
+``--clients`` threads that each make ``--requests`` calls of the ``/predict`` API (the same JSON as the
+CLI; DDPM, all T steps, 4 chains, a seed per call). It reports requests per second, failures, p50/p95
+latency and the server's resident memory after a warm-up and at the end, and the benchmarks' unit
+(``benchmarks/units.py``: one resnet18 forward at 224 px, 2 threads, measured here while no server runs:
+before, between and after the modes, the median). Only ever talks to 127.0.0.1; stops by itself
+(``--timeout``) and always stops the server.
 
-    python benchmarks/load.py [--clients 16] [--requests 13] [--json]
+    python benchmarks/load.py                      # 16 clients x 13 calls, batching off then on
+    python benchmarks/load.py --json               # {"unit_s", "modes": {"off": {...}, "on": {...}}, ...}
+    python benchmarks/load.py --batching on --clients 2 --requests 2 --timeout 120   # a quick check
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +33,7 @@ from app_latency import free_port, start_app, stop_app, wait_until_up  # benchma
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+UNIT_THREADS = 2
 
 
 def rss_mb(pid: int) -> float:
@@ -40,17 +51,24 @@ def run_load(
     timeout: float,
     warmup_done: threading.Event,
     warmup_count: int,
+    chain: tuple[str, int, int] = ("DDPM", 1000, 4),
 ) -> tuple[list[float], list[str]]:
-    """Run the clients; returns latencies and failure messages."""
+    """Run the clients; returns latencies and failure messages. ``chain`` is (sampler, steps, chains)."""
     from gradio_client import Client, handle_file
 
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + timeout
+    sampler, steps, samples = chain
 
     def user(k: int) -> None:
-        client = Client(url, verbose=False)
+        try:
+            client = Client(url, verbose=False)
+        except Exception as err:  # counted, reported
+            with lock:
+                failures.extend([f"connect: {type(err).__name__}: {err}"[:200]] * requests)
+            return
         for i in range(requests):
             if time.monotonic() > stop_at:
                 with lock:
@@ -59,7 +77,7 @@ def run_load(
             start = time.perf_counter()
             try:
                 out = client.predict(
-                    handle_file(str(image)), model, "DDPM", 1000, 4, 1000 * k + i, api_name="/predict"
+                    handle_file(str(image)), model, sampler, steps, samples, 1000 * k + i, api_name="/predict"
                 )
                 result = out if isinstance(out, dict) else json.loads(out)
                 assert "label" in result and "probabilities" in result, result
@@ -79,19 +97,29 @@ def run_load(
     return latencies, failures
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--requests", type=int, default=13, help="predictions per client")
-    p.add_argument("--model", default="fundus")
-    p.add_argument("--image", type=Path, default=ROOT / "assets" / "fundus" / "2_moderate_0.png")
-    p.add_argument("--timeout", type=float, default=900.0, help="stop after this many seconds")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args()
-    port = free_port()
-    server = start_app(ROOT / "weights", ROOT / "assets", port, Path(tempfile.mkdtemp()) / "app.log")
-    wait_until_up(f"http://{HOST}:{port}/", server)
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the app ``start_app`` starts (which copies the environment)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def one_mode(args: argparse.Namespace, batching: bool) -> dict:
+    """Start the app with batching on or off, run the clients, stop it; the figures of that run."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="diffmic-load-")) / "app.log"
+    with environment(DIFFMIC_BATCHING="1" if batching else "0"):
+        server = start_app(args.weights, args.assets, port, log)
+    try:
+        wait_until_up(f"http://{HOST}:{port}/", server, args.startup_timeout)
         warm = threading.Event()
         rss_start = rss_mb(server.pid)
         samples: dict[str, float] = {}
@@ -111,37 +139,96 @@ def main() -> None:
             args.timeout,
             warm,
             args.clients,
+            (args.sampler, args.steps, args.samples),
         )
         wall = time.perf_counter() - start
         rss_after = rss_mb(server.pid)
     finally:
         stop_app(server)
     lat = np.array(latencies) if latencies else np.array([np.nan])
-    result = {
+    rss_before = samples.get("rss_before_mb", rss_start)
+    return {
+        "batching": batching,
         "requests": len(latencies) + len(failures),
         "failures": len(failures),
+        "requests_per_s": round(len(latencies) / wall, 3) if wall > 0 else 0.0,
         "p50_s": round(float(np.percentile(lat, 50)), 3),
         "p95_s": round(float(np.percentile(lat, 95)), 3),
         "rss_start_mb": round(rss_start, 1),
-        "rss_before_mb": round(samples.get("rss_before_mb", rss_start), 1),
+        "rss_before_mb": round(rss_before, 1),
         "rss_after_mb": round(rss_after, 1),
+        "rss_growth_pct": round(100 * (rss_after / rss_before - 1), 2),
         "wall_s": round(wall, 1),
-        "clients": args.clients,
+        "failure_examples": sorted(set(failures))[:5],
     }
+
+
+def unit_s() -> float:
+    """One benchmark unit, measured now (see ``benchmarks/units.py``)."""
+    import torch
+
+    from benchmarks.units import resnet18_unit
+
+    torch.set_num_threads(UNIT_THREADS)
+    return resnet18_unit()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--requests", type=int, default=13, help="predictions per client")
+    p.add_argument("--batching", choices=("on", "off", "both"), default="both")
+    p.add_argument("--model", default="fundus")
+    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="the app's models")
+    p.add_argument("--assets", type=Path, default=ROOT / "assets", help="the app's example images")
+    p.add_argument("--image", type=Path, default=ROOT / "assets" / "fundus" / "2_moderate_0.png")
+    p.add_argument("--sampler", default="DDPM")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--samples", type=int, default=4, help="chains per request")
+    p.add_argument("--timeout", type=float, default=900.0, help="stop each mode after this many seconds")
+    p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for the app")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.batching]
+    units = [unit_s()]
+    results = {}
+    for batching in modes:
+        results["on" if batching else "off"] = one_mode(args, batching)
+        units.append(unit_s())
+    report: dict = {
+        "unit_s": round(statistics.median(units), 5),
+        "unit_runs_s": [round(u, 5) for u in units],
+        "clients": args.clients,
+        "requests_per_client": args.requests,
+        "chain": {"sampler": args.sampler, "steps": args.steps, "samples": args.samples},
+        "cpu_count": os.cpu_count(),
+        "modes": results,
+    }
+    for name, result in results.items():  # the headline figures of the mode(s) run, at the top level
+        report[f"requests_per_s_{name}"] = result["requests_per_s"]
+        report[f"p50_s_{name}"], report[f"p95_s_{name}"] = result["p50_s"], result["p95_s"]
+    if len(results) == 1:
+        (only,) = results.values()
+        report.update(requests_per_s=only["requests_per_s"], p50_s=only["p50_s"], p95_s=only["p95_s"])
+    if len(results) == 2 and results["off"]["requests_per_s"] > 0 and results["on"]["p95_s"] > 0:
+        report["speedup"] = round(results["on"]["requests_per_s"] / results["off"]["requests_per_s"], 2)
+        report["p95_ratio"] = round(results["off"]["p95_s"] / results["on"]["p95_s"], 2)
     if args.json:
-        print(json.dumps(result))
-        return
-    growth = 100 * (result["rss_after_mb"] / result["rss_before_mb"] - 1)
-    print(
-        f"{result['requests']} requests from {args.clients} clients in {wall:.1f} s; failures {len(failures)}"
-    )
-    print(f"latency p50 {result['p50_s']:.2f} s, p95 {result['p95_s']:.2f} s")
-    print(
-        f"server RSS: start {rss_start:.0f} MB, after warm-up {result['rss_before_mb']:.0f} MB, "
-        f"end {rss_after:.0f} MB ({growth:+.1f} %; target < 10 %)"
-    )
-    for f in sorted(set(failures))[:5]:
-        print("  failure:", f)
+        print(json.dumps(report))
+        return report
+    print(f"unit (resnet18 forward at 224 px, {UNIT_THREADS} threads): {report['unit_s'] * 1000:.1f} ms")
+    for name, r in results.items():
+        print(
+            f"batching {name}: {r['requests']} requests from {args.clients} clients in {r['wall_s']:.1f} s, "
+            f"{r['requests_per_s']:.2f} requests/s; failures {r['failures']}; "
+            f"latency p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s; server RSS after warm-up "
+            f"{r['rss_before_mb']:.0f} MB, end {r['rss_after_mb']:.0f} MB ({r['rss_growth_pct']:+.1f} %)"
+        )
+        for f in r["failure_examples"]:
+            print("  failure:", f)
+    if "speedup" in report:
+        print(f"on / off: {report['speedup']:.2f} x requests/s, p95 {report['p95_ratio']:.2f} x lower")
+    return report
 
 
 if __name__ == "__main__":
