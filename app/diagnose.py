@@ -4,16 +4,18 @@ the ``predict`` API.
 ``Diagnosis.run`` maps the items of ``DiffMICPipeline.run`` to frames: the ``Prepared`` image gives the
 first frame (the image, the prior), the ``DenoiseState``\\ s give at most one frame every
 ``STREAM_INTERVAL_S`` (trajectory, counter), and the ``DiffMICOutput`` gives the final frame
-(answer card, maps, details, the CSV and JSON downloads). What a run does not need is made when asked
-for: Grad-CAM when the map menu shows it (``maps.MapData``), the publication PNG when its button is
-pressed (``figure``). Every frame is a tuple in the order of ``OUTPUTS``; outputs a
-frame does not change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
+(answer card, maps, details, the CSV and JSON downloads, the replay slider). What a run does not need is
+made when asked for: Grad-CAM when the map menu shows it (``maps.MapData``), the publication PNG when its
+button is pressed (``figure``), a replay frame when the replay slider moves or plays (``replay``: views of
+the pipeline's own trajectory). Every frame is a tuple in the order of ``OUTPUTS`` (the replay's in that of
+``REPLAY_OUTPUTS``); outputs a frame does not change are ``gr.skip()``. Each request has its own seed,
+trajectory and output folder.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,10 +32,11 @@ from diffmic.pipeline import DiffMICOutput, Prepared
 from diffmic.tasks import TASKS
 from diffmic.trajectory import Trajectory
 
-from . import figures, maps, report
+from . import figures, maps, replay, report
 from .case_report import CaseReport
 from .controls import read_upload, sampling_options, upload_path
 from .errors import UserError, error_markdown, on_error, raise_api_error
+from .frames import named
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder, slug
 from .publication import trajectory_png
@@ -58,7 +61,12 @@ OUTPUTS = (
     "figure",
     "error",
     "notice",
+    "replay",
+    "replay_box",
 )
+# what a replay handler sends: the slider, the two figures it moves, and the replay's timer
+REPLAY_OUTPUTS = ("replay", "trajectory", "bars", "replay_timer")
+REDRAW_OUTPUTS = ("trajectory", "bars")  # the slider moved by hand, or the runs shown or hidden
 PREVIEW_SIDE = 512
 WAITING = "*Run to see the answer here.*"
 LOOK_FOR = {
@@ -75,10 +83,7 @@ LOOK_FOR = {
 
 def frame(**values: Any) -> tuple:
     """A tuple in ``OUTPUTS`` order; outputs not given are left unchanged."""
-    unknown = set(values) - set(OUTPUTS)
-    if unknown:
-        raise KeyError(f"unknown outputs {sorted(unknown)}")
-    return tuple(values.get(name, gr.skip()) for name in OUTPUTS)
+    return named(OUTPUTS, **values)
 
 
 def hidden() -> dict:
@@ -106,6 +111,8 @@ def cleared(**values: Any) -> tuple:
         figure=None,
         error=hidden(),
         notice="",
+        replay=gr.update(value=0),
+        replay_box=gr.update(visible=False),
     )
     return frame(**{**empty, **values})
 
@@ -122,8 +129,8 @@ def look_for(sampler: str, samples: int) -> str:
 
 @dataclass(frozen=True)
 class FigureRequest:
-    """What the figure and report buttons make: a run's trajectory, its title, its case report, and where
-    its downloads are."""
+    """What the figure, report and replay controls need of the run on the page: its trajectory (the
+    pipeline's), its title, its case report, where its downloads are, and the class names to show."""
 
     trajectory: Trajectory
     T: int
@@ -132,6 +139,7 @@ class FigureRequest:
     files: tuple[Path, ...]  # the downloads already written (CSV, JSON)
     case: CaseReport | None = None
     pdf: Path | None = None
+    labels: tuple[str, ...] = ()  # full class names, in class order
 
     def shown(self) -> list[str]:
         """The downloads made so far: CSV, JSON, then the PNG and the PDF once made."""
@@ -308,7 +316,7 @@ class Diagnosis:
         fits = assessable(output.ood)
         suggestions = [] if fits else self.suggestions(image, sel.task)
         case = CaseReport(output, sel.task, sel.source, sel.pipe.config, tuple(suggestions))
-        figure = write_downloads(output, sel.source, name, T, case)
+        figure = write_downloads(output, sel.source, name, T, case, labels)
         return frame(
             counter=report.done_markdown(output.steps, output.seconds),
             answer=report.answer_markdown(output, sel.task, fits, suggestions),
@@ -322,6 +330,8 @@ class Diagnosis:
             json=with_assessable(output.to_json()),
             maps=data,
             figure=figure,
+            replay=replay.slider_update(traj.steps_done),
+            replay_box=gr.update(visible=True),
         )
 
     def suggestions(self, image: Image.Image, task: str) -> list[tuple[str, str]]:
@@ -354,6 +364,59 @@ class Diagnosis:
         if not request.pdf.exists():
             request.case.write(request.pdf)
         return request.shown()
+
+    # ------------------------------------------------------------------ the replay
+    @staticmethod
+    def replay_play(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
+        """Play: from the start again when the slider is at the end, and start the timer."""
+        if request is None:
+            gr.Info("Run the model first: the replay shows a run.")
+            return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
+        total = request.trajectory.steps_done
+        if replay.next_frame(total, step) is None:  # at the end: start again
+            return Diagnosis._replay_frame(request, 0, each_run, playing=True)
+        return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=True))
+
+    @staticmethod
+    def replay_tick(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
+        """One tick of Play: the next frame; the timer stops after the last one (or when no run is shown)."""
+        nxt = replay.next_frame(request.trajectory.steps_done, step) if request is not None else None
+        if nxt is None:
+            return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
+        playing = replay.next_frame(request.trajectory.steps_done, nxt) is not None
+        return Diagnosis._replay_frame(request, nxt, each_run, playing)
+
+    @staticmethod
+    def replay_at(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
+        """The run as it stood after ``step`` steps (the slider was moved, or the runs shown or hidden):
+        the figures of ``REDRAW_OUTPUTS``."""
+        if request is None:
+            return named(REDRAW_OUTPUTS)
+        trajectory, bars = Diagnosis._figures(request, step, each_run)
+        return named(REDRAW_OUTPUTS, trajectory=trajectory, bars=bars)
+
+    @staticmethod
+    def runs_after_run(request: FigureRequest | None, step: float, each_run: bool) -> tuple:
+        """After a run: its figures again with each run as a thin line if that box is ticked, else nothing."""
+        if not each_run:
+            return named(REDRAW_OUTPUTS)
+        return Diagnosis.replay_at(request, step, each_run)
+
+    @staticmethod
+    def _figures(request: FigureRequest, step: float, each_run: bool) -> tuple:
+        labels = list(request.labels) or list(request.trajectory.class_names)
+        return replay.replay_figures(request.trajectory, request.T, step, labels, each_run)
+
+    @staticmethod
+    def _replay_frame(request: FigureRequest, step: int, each_run: bool, playing: bool) -> tuple:
+        trajectory, bars = Diagnosis._figures(request, step, each_run)
+        return named(
+            REPLAY_OUTPUTS,
+            replay=step,
+            trajectory=trajectory,
+            bars=bars,
+            replay_timer=gr.Timer(active=playing),
+        )
 
     # ------------------------------------------------------------------ API
     @on_error(raise_api_error, "prediction", toast=False)
@@ -390,7 +453,12 @@ def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
 
 
 def write_downloads(
-    output: DiffMICOutput, source: str, name: str, T: int, case: CaseReport | None = None
+    output: DiffMICOutput,
+    source: str,
+    name: str,
+    T: int,
+    case: CaseReport | None = None,
+    labels: Sequence[str] = (),
 ) -> FigureRequest:
     """Write the trajectory as CSV and JSON into a new folder; returns their paths (``files``) with what
     the figure and report buttons need to add a PNG and a PDF beside them."""
@@ -406,4 +474,6 @@ def write_downloads(
         f"{opts.samples} runs → {output.label}"
     )
     pdf = folder / f"{stem}-report.pdf" if case is not None else None
-    return FigureRequest(traj, T, title, folder / f"{stem}.png", (csv_path, json_path), case, pdf)
+    return FigureRequest(
+        traj, T, title, folder / f"{stem}.png", (csv_path, json_path), case, pdf, tuple(labels)
+    )

@@ -2,8 +2,9 @@
 
 Inputs on the left, with Run near the top (reachable without scrolling at 1400 x 900) and the error box
 right under the upload; on the right the counter, the answer card (which says first when the image
-cannot be assessed by the model), the trajectory with its sampler switch and the bars; under both,
-full width, where the model looked.
+cannot be assessed by the model), the trajectory with its sampler switch and, once a run is done, its
+replay (Play / Pause, a slider of the steps, each run as a thin line), and the bars; under both, full
+width, where the model looked.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numpy as np
 from . import figures, maps
 from .assets import Example, list_examples
 from .controls import scan_details
-from .diagnose import OUTPUTS, WAITING, Diagnosis
+from .diagnose import OUTPUTS, REDRAW_OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
 from .gpu import on_gpu
 from .models import ModelRegistry
+from .replay import REPLAY_S
 from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, Settings
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
 
@@ -116,6 +118,26 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                         show_label=False,
                         elem_id="trajectory",
                     )
+                    with gr.Column(visible=False, elem_id="replay-box") as replay_box:
+                        with gr.Row(equal_height=False):
+                            replay_play = gr.Button(
+                                "▶ Replay", size="sm", elem_id="replay-play", scale=0, min_width=90
+                            )
+                            replay_pause = gr.Button(
+                                "Pause", size="sm", elem_id="replay-pause", scale=0, min_width=70
+                            )
+                            replay = gr.Slider(
+                                0,
+                                1,
+                                value=1,
+                                step=1,
+                                label="Replay: steps done",
+                                elem_id="replay",
+                                min_width=180,
+                            )
+                        each_run = gr.Checkbox(
+                            False, label="Show each run as a thin line", elem_id="each-run"
+                        )
                     look_for = gr.Markdown(
                         "", label="what to look for", elem_classes="map-note", elem_id="look-for"
                     )
@@ -185,6 +207,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     map_state = gr.State(None)
     figure_state = gr.State(None)
     token = gr.State(None)
+    replay_timer = gr.Timer(REPLAY_S, active=False)
     with gr.Row(visible=False):  # the predict API: its own inputs (CLI defaults), free of the sliders' limits
         api_inputs = [
             gr.File(type="filepath", label="image"),
@@ -215,6 +238,9 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         figure=figure_state,
         error=error,
         notice=notice,
+        replay=replay,
+        replay_box=replay_box,
+        replay_timer=replay_timer,
     )
     outputs = [components[name] for name in OUTPUTS]
     run_inputs = [upload, model, sampler, steps, samples, seed, token]
@@ -235,13 +261,26 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     model.change(diagnosis.model_changed, model, outputs, show_progress="hidden", **private).then(
         lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private
     )
+    replay_inputs = [figure_state, replay, each_run]
+    replay_outputs = [components[name] for name in REPLAY_OUTPUTS]
+    redraw_outputs = [components[name] for name in REDRAW_OUTPUTS]
+    hidden_progress = dict(show_progress="hidden", **private)
     run.click(diagnosis.arm, None, [token, counter], queue=False, **private).then(
         on_gpu(diagnosis.run), run_inputs, outputs, api_name="diagnose", show_progress="hidden"
-    )
+    ).then(diagnosis.runs_after_run, replay_inputs, redraw_outputs, **hidden_progress)
     stop.click(diagnosis.stop, None, None, queue=False, **private)
     sampler.input(lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private).then(
         diagnosis.token, None, token, queue=False, **private
-    ).then(on_gpu(diagnosis.rerun), [map_state, *run_inputs], outputs, show_progress="hidden", **private)
+    ).then(on_gpu(diagnosis.rerun), [map_state, *run_inputs], outputs, **hidden_progress).then(
+        diagnosis.runs_after_run, replay_inputs, redraw_outputs, **hidden_progress
+    )
+    replay_play.click(diagnosis.replay_play, replay_inputs, replay_outputs, **hidden_progress)
+    replay_pause.click(lambda: gr.Timer(active=False), None, replay_timer, **hidden_progress)
+    replay_timer.tick(diagnosis.replay_tick, replay_inputs, replay_outputs, **hidden_progress)
+    for control in (replay, each_run):
+        control.input(
+            diagnosis.replay_at, replay_inputs, redraw_outputs, trigger_mode="always_last", **hidden_progress
+        )
     for control in (heat_choice, opacity):
         control.change(
             on_gpu(diagnosis.redraw_heat),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from diffmic.trajectory import Trajectory
+from diffmic.trajectory import MAX_PLOT_POINTS, Trajectory
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -91,23 +91,32 @@ def trajectory_figure(
     prior_label: str = "prior",
     labels: Sequence[str] | None = None,
     height: int = 380,
+    each_run: bool = False,
+    now: int | None = None,
+    from_prior: bool = True,
+    max_points: int = MAX_PLOT_POINTS,
 ) -> go.Figure:
     """Every class's probability against t, from the prior at t = T down to the answer at t = 0.
 
     Line: the mean over the runs (the answer card's statistic: the last point is the card's number);
     band: the range of the runs (min–max), named in the legend and on hover. ``labels`` are the names
-    shown on hover (full names), in class order.
+    shown on hover (full names), in class order. ``each_run`` adds each run as a thin line, ``now`` marks a
+    timestep with a dotted vertical line (a replay's frame), and ``from_prior=False`` starts the lines at
+    the first step instead of at the prior (the diamonds still mark the prior at t = T). Each line has at
+    most ``max_points`` points, the latest step always among them.
     """
     names = list(traj.class_names)
     labels = list(labels or names)
-    idx = traj.plot_indices()
-    x = [T] + traj.timesteps[idx].tolist()
+    idx = traj.plot_indices(max_points)
+    x = traj.timesteps[idx].tolist()
     mean, low, high = chain_summary(traj, idx) if len(idx) else (np.zeros((0, len(names))),) * 3
-    start = traj.prior[None, :]
-    mean, low, high = (np.concatenate([start, m]) for m in (mean, low, high))
+    if from_prior or not len(idx):
+        x = [T] + x
+        start = traj.prior[None, :]
+        mean, low, high = (np.concatenate([start, m]) for m in (mean, low, high))
     banded = traj.samples > 1 and len(x) > 1
     runs = f"mean of {traj.samples} runs" if traj.samples > 1 else "the run"
-    traces: list[dict] = []
+    traces: list[dict] = run_lines(traj, names, min(max_points, RUN_POINTS)) if each_run and len(idx) else []
     for c, name in enumerate(names):
         colour = class_colour(c)
         if banded:
@@ -141,18 +150,10 @@ def trajectory_figure(
                 "%{customdata[0]:.2f}–%{customdata[1]:.2f}) at t = %{x}<extra></extra>"
             )
         traces.append(line)
+    if each_run and len(idx):  # a legend entry saying what the thin lines are
+        traces.append(legend_entry(f"thin: each of the {traj.samples} runs", rgba("#6b7280", 0.6), 1))
     if banded:  # a legend entry saying what the shaded bands are
-        traces.append(
-            dict(
-                type="scatter",
-                x=[None],
-                y=[None],
-                mode="lines",
-                name=f"shaded: {BAND} of the {traj.samples} runs",
-                line=dict(color=rgba("#6b7280", 0.35), width=10),
-                hoverinfo="skip",
-            )
-        )
+        traces.append(legend_entry(f"shaded: {BAND} of the {traj.samples} runs", rgba("#6b7280", 0.35), 10))
     traces.append(
         dict(
             type="scatter",
@@ -180,7 +181,62 @@ def trajectory_figure(
         uirevision="trajectory",
         hovermode="closest",
     )
+    if now is not None:
+        layout["shapes"] = [now_line(now)]
+        layout["annotations"] = [now_label(now, T)]
     return plotly_figure(traces, layout)
+
+
+RUN_POINTS = 120  # per run line: the runs are context for the mean, drawn lighter and coarser
+
+
+def run_lines(traj: Trajectory, names: Sequence[str], max_points: int = RUN_POINTS) -> list[dict]:
+    """Each run's probability of each class as a thin line (grouped with its class in the legend)."""
+    idx = traj.plot_indices(max_points)
+    x = traj.timesteps[idx].tolist()
+    probs = traj.probs[idx]  # (points, runs, C)
+    lines = []
+    for c, name in enumerate(names):
+        for n in range(traj.samples):
+            lines.append(
+                dict(
+                    type="scatter",
+                    x=x,
+                    y=np.round(probs[:, n, c], 3).tolist(),
+                    mode="lines",
+                    line=dict(color=rgba(class_colour(c), 0.45), width=0.8),
+                    legendgroup=name,
+                    showlegend=False,
+                    hoverinfo="skip",
+                    name=f"{name}, run {n + 1}",
+                )
+            )
+    return lines
+
+
+def legend_entry(name: str, colour: str, width: float) -> dict:
+    """A legend line that draws nothing (says what a kind of line or band is)."""
+    return dict(
+        type="scatter", x=[None], y=[None], mode="lines", name=name, line=dict(color=colour, width=width),
+        hoverinfo="skip",
+    )  # fmt: skip
+
+
+def now_line(t: int) -> dict:
+    """A dotted vertical line at timestep t, over the whole plot height."""
+    return dict(
+        type="line", xref="x", yref="paper", x0=t, x1=t, y0=0, y1=1,
+        line=dict(color="#111827", width=1.2, dash="dot"),
+    )  # fmt: skip
+
+
+def now_label(t: int, T: int) -> dict:
+    """``t = …`` written at the top of ``now_line``, on the side with room (the axis runs from T to 0)."""
+    return dict(
+        x=t, xref="x", y=1, yref="paper", yanchor="top", xanchor="left" if t > T / 2 else "right",
+        text=f" t = {t} ", showarrow=False,
+        font=dict(size=12, color="#111827"), bgcolor="rgba(255,255,255,0.8)",
+    )  # fmt: skip
 
 
 def band_note(samples: int) -> str:

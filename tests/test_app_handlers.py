@@ -19,13 +19,14 @@ from PIL import Image
 from app import report
 from app.case_report import config_hash
 from app.controls import sampling_options
-from app.diagnose import OUTPUTS, WAITING, Diagnosis
+from app.diagnose import OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
 from app.errors import UserError
 from app.evaluation import Evaluation, dataset_root, generated_note, map_labels
 from app.figures import trajectory_figure
 from app.learn import Lessons, forward_process, one_hot
 from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
+from app.replay import REPLAY_FRAMES, REPLAY_POINTS, frame_steps
 from app.settings import Settings
 from app.ui import build_demo
 from diffmic.data.synthetic.ceiling import best_possible
@@ -447,6 +448,80 @@ def test_the_chart_ends_at_the_cards_numbers_on_a_streamed_run(registry, example
     top = report.percent(lines[call["classes"][0]].y[-1])
     assert f"probability {top}" in last["answer"]  # the card's percentage is the chart's last point
     assert len(frames) > 10  # streamed: step frames between the first and the last
+
+
+# ---------------------------------------------------------------- Diagnose: the replay
+def replayed(request, start: int) -> list[dict]:
+    """Play pressed with the slider at ``start``, then every tick until the timer stops."""
+    first = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_play(request, start), strict=True))
+    frames, step = [first], first["replay"] if not is_skip(first["replay"]) else start
+    while frames[-1]["replay_timer"].active:
+        frames.append(dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_tick(request, step), strict=True)))
+        step = frames[-1]["replay"] if not is_skip(frames[-1]["replay"]) else step
+    return frames
+
+
+def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(registry, example, monkeypatch):
+    outputs = []
+    result = DiffMICPipeline.result
+
+    def keep(self, *args, **kwargs):
+        outputs.append(result(self, *args, **kwargs))
+        return outputs[-1]
+
+    monkeypatch.setattr(DiffMICPipeline, "result", keep)
+    frames = run(Diagnosis(registry), example, "fundus", "DDPM", 100, 4, 2)
+    first, last = frames[0], frames[-1]
+    assert first["replay_box"]["visible"] is False and first["replay"]["value"] == 0
+    assert (
+        last["replay_box"]["visible"] is True and last["replay"]["value"] == last["replay"]["maximum"] == 100
+    )
+    request = last["figure"]
+    traj = outputs[-1].trajectory
+    assert request.trajectory is traj  # the record replayed is the pipeline's own, not a second one
+    played = replayed(request, 100)  # at the end: Play starts again from the start
+    steps = [f["replay"] for f in played]
+    assert steps[0] == 0 and steps[-1] == 100 and steps == sorted(set(steps))
+    assert 10 <= len(steps) <= REPLAY_FRAMES + 1 and played[-1]["replay_timer"].active is False
+    assert played[0]["bars"].data[0].x == pytest.approx(traj.prior, abs=1e-4)  # the start: the prior
+    for frame in played[1:]:
+        k = frame["replay"]
+        mean = traj.probs[k - 1].mean(0)  # the card's statistic after k steps, from the pipeline's record
+        bars = frame["bars"].data
+        assert bars[0].x == pytest.approx(mean, abs=1e-4)
+        assert bars[1].x == pytest.approx(traj.prior, abs=1e-4)  # the prior marker stays on the bars
+        lines = [t for t in frame["trajectory"].data if t.mode == "lines" and t.legendgroup]
+        assert lines[0].x[-1] == traj.t[k - 1] and lines[0].y[-1] == pytest.approx(mean[0], abs=1e-4)
+        assert len(lines[0].x) <= REPLAY_POINTS + 1  # thinned for transport, the latest step kept
+        assert frame["trajectory"].layout.shapes[0].x0 == traj.t[k - 1]  # the "now" line
+    card = list(last["json"]["probabilities"].values())
+    assert played[-1]["bars"].data[0].x == pytest.approx(card, abs=5e-5)
+    assert played[-1]["bars"].layout.title.text == "Final probabilities"
+    # the slider moved by hand: the figures of that step, with each run as a thin line when asked
+    trajectory, bars = Diagnosis.replay_at(request, 37, True)
+    runs = [t for t in trajectory.data if t.name and ", run " in t.name]
+    assert len(runs) == 4 * 5 and runs[0].x[-1] == traj.t[36]
+    assert runs[3].y[-1] == pytest.approx(traj.probs[36, 3, 0], abs=1e-3)
+    assert bars.layout.title.text == f"After 37 of 100 steps (t = {traj.t[36]})"
+    assert all(is_skip(v) for v in Diagnosis.runs_after_run(request, 100, False))  # box not ticked: nothing
+    shown, _ = Diagnosis.runs_after_run(request, 100, True)
+    assert [t.name for t in shown.data if t.name and ", run " in t.name] == [t.name for t in runs]
+    # Play mid-way carries on from there; before any run there is nothing to replay
+    going = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_play(request, 50), strict=True))
+    assert is_skip(going["replay"]) and going["replay_timer"].active is True
+    nothing = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_tick(None, 50), strict=True))
+    assert nothing["replay_timer"].active is False and is_skip(nothing["trajectory"])
+    assert Diagnosis.replay_play(None, 0)[-1].active is False
+
+
+def test_the_replay_keeps_the_last_step_of_any_run(registry, example):
+    for steps in (7, 100):
+        request = run(Diagnosis(registry), example, "fundus", "DDIM", steps, 2, 0)[-1]["figure"]
+        played = replayed(request, steps)
+        assert played[-1]["replay"] == steps and played[-1]["bars"].layout.title.text == "Final probabilities"
+        assert [f["replay"] for f in played] == list(frame_steps(steps))
+    assert frame_steps(1000)[-1] == 1000 and len(frame_steps(1000)) == REPLAY_FRAMES + 1
+    assert list(frame_steps(7)) == list(range(8))
 
 
 # ---------------------------------------------------------------- Diagnose: the case report

@@ -1,7 +1,7 @@
 """The app launched on 127.0.0.1: called with gradio_client, then driven in a real Chromium browser.
 
-The browser test plays Learn's animation, stops a run, changes the image after a run, uploads an image
-the distribution check flags, and saves screenshots: ``diagnose.png``, ``learn.png`` and
+The browser test replays a run, plays Learn's animation, stops a run, changes the image after a run,
+uploads an image the distribution check flags, and saves screenshots: ``diagnose.png``, ``learn.png`` and
 ``evaluate.png`` at 1400 x 900 and ``diagnose-mobile.png`` at 390 px wide (full pages), in a temporary
 folder or in ``DIFFMIC_SCREENSHOTS_DIR``. They come from tiny random models;
 ``DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1`` uses the repo's own ``weights/`` and ``assets/`` instead (when
@@ -41,7 +41,7 @@ from app.settings import BATCHED_CONCURRENCY, CONCURRENCY_LIMIT, MAX_FILE_SIZE, 
 from app.ui import build_demo
 from diffmic.hub import ModelLoadError
 from diffmic.lean import lean_chain
-from diffmic.options import SamplingOptions
+from diffmic.options import APP_DEFAULT, SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip
 
@@ -54,7 +54,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-API_OUTPUTS = [name for name in OUTPUTS if name not in ("maps", "figure")]  # gr.State: not in the API
+# gr.State and layout blocks are not in the API
+API_OUTPUTS = [name for name in OUTPUTS if name not in ("maps", "figure", "replay_box")]
 SLOW = {"seconds": 0.0}  # pause after every reverse step, to press Stop mid-run
 
 
@@ -245,6 +246,33 @@ def record_requests(page, urls: list[str]) -> None:
     page.on("websocket", lambda socket: urls.append(socket.url))
 
 
+def plot_data(page, elem_id: str) -> list[dict]:
+    """The traces plotly is drawing in the plot ``#elem_id`` (name, y)."""
+    return page.eval_on_selector(
+        f"#{elem_id} .js-plotly-plot",
+        "gd => gd.data.map(t => ({name: t.name || '', y: Array.from(t.y || [])}))",
+    )
+
+
+def replay_and_scrub(page, T: int) -> None:
+    """After a run: Play replays it from the start to the card's numbers, and the slider moves the figures."""
+    from playwright.sync_api import expect
+
+    box, bars = page.locator("#replay-box"), page.locator("#bars .gtitle").first
+    expect(box).to_be_visible()
+    expect(bars).to_contain_text("Final probabilities")
+    final = plot_data(page, "bars")
+    page.locator("#replay-play").click()
+    expect(bars).not_to_contain_text("Final probabilities", timeout=10_000)  # it started again
+    expect(bars).to_contain_text("Final probabilities", timeout=60_000)  # and ran to the end
+    assert plot_data(page, "bars")[0]["y"] == final[0]["y"]
+    expect(page.locator("#trajectory .js-plotly-plot")).to_contain_text("t = 0")  # the "now" line at the end
+    before = plot_data(page, "trajectory")
+    page.locator("#replay input[type=range]").fill(str(T // 3))
+    expect(bars).to_contain_text(f"After {T // 3} of {T} steps", timeout=20_000)
+    assert plot_data(page, "trajectory") != before  # the figure follows the slider
+
+
 def words_broken(page, selector: str) -> list[int]:
     """For each matching element, how many line breaks fall inside a word or a number (0 = none); a
     break after a hyphen or a slash is a normal one."""
@@ -328,10 +356,16 @@ def test_browser_end_to_end(live, tmp_path):
             expect(page.locator("#details")).to_contain_text("paired t-test")
             settle(page, "trajectory", "answer", "heat")
             page.screenshot(path=str(shots / "diagnose.png"), full_page=True)
+            replay_and_scrub(page, T)
+            traces = page.locator("#trajectory .js-plotly-plot .scatterlayer .trace")
+            shown = traces.count()
+            page.locator("#each-run input").check()  # each run as a thin line, and a legend entry for them
+            expect(traces).to_have_count(shown + APP_DEFAULT.samples * len(FUNDUS) + 1, timeout=20_000)
 
             # A new image clears the old results.
             upload(page, next(p for p in live.examples if p != live.example))
             expect(page.locator("#answer")).to_contain_text("Run to see the answer here")
+            expect(page.locator("#replay-box")).to_be_hidden()
             expect(page.locator("#heat img")).to_have_count(0)
             expect(page.locator("#downloads")).not_to_contain_text(".csv")
 
@@ -417,6 +451,7 @@ def test_browser_end_to_end(live, tmp_path):
                 expect(phone.locator(f"#{name} img").first).to_be_visible()
             assert phone.locator("#crops img").evaluate_all("imgs => imgs.every(i => i.complete)")
             phone.screenshot(path=str(shots / "diagnose-mobile.png"), full_page=True)
+            replay_and_scrub(phone, T)
         finally:
             browser.close()
     for name in ("diagnose", "learn", "evaluate", "diagnose-mobile"):

@@ -39,6 +39,10 @@ OFF_GPU = {
     "Diagnosis.stop",
     "Diagnosis.figure",
     "Diagnosis.case_report",
+    "Diagnosis.replay_play",  # the replay draws the run's own trajectory
+    "Diagnosis.replay_tick",
+    "Diagnosis.replay_at",
+    "Diagnosis.runs_after_run",
     "Lessons.images_for",
     "Lessons.scrub",
     "Lessons.play",
