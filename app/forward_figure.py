@@ -1,7 +1,9 @@
 """The Learn tab's forward-process figure: q(y_t | y0, prior) at one timestep t.
 
 The animation is driven by the server (a slider and a timer send one figure per frame): Gradio's plot
-component hands plotly the data and layout only, so plotly's own frames never reach the browser.
+component hands plotly the data and layout only, so plotly's own frames never reach the browser. No
+``layout.transition`` either: plotly's animated redraw reads the old figure's axes, and the placeholder
+shown before the first lesson has none of this figure's (``TypeError: … reading 'range'`` in the console).
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ class ForwardProcess:
         later = self.frames[self.frames > self.clamp(t)]
         return int(later[0]) if len(later) else None
 
+    def previous_frame(self, t: float | None) -> int | None:
+        """The last animation frame before t (playing the reverse process), or None at t = 0."""
+        earlier = self.frames[self.frames < self.clamp(t)]
+        return int(earlier[-1]) if len(earlier) else None
+
     def y_range(self) -> list[float]:
-        """One y range for every t, so the axes stay still while the animation plays."""
+        """One y range for every t, so the axes stay still while the animation plays (0 and 1 included)."""
         lo = float(min(self.draws.min(), (self.mean - self.std[:, None]).min(), 0.0)) - 0.2
         hi = float(max(self.draws.max(), (self.mean + self.std[:, None]).max(), 1.0)) + 0.2
         return [lo, hi]
@@ -58,11 +65,14 @@ def frame_timesteps(T: int, frames: int = 40) -> np.ndarray:
 
 def forward_title(fp: ForwardProcess, t: int) -> str:
     """The figure's title at t (the browser test reads the t in it)."""
-    return f"q(y_t | y₀, prior) at t = {t} of {fp.T}: ᾱ_t = {fp.alphas_bar[t]:.3f}"
+    return f"Forward: t = {t} of {fp.T}, ᾱ_t = {fp.alphas_bar[t]:.2f}"
 
 
-def forward_figure(fp: ForwardProcess, t: float | None, height: int = 420) -> go.Figure:
-    """Per class: the mean ± 1 sd of y_t as bars, some draws as dots, y0 and the prior as markers."""
+def forward_figure(
+    fp: ForwardProcess, t: float | None, height: int = 420, y_range: Sequence[float] | None = None
+) -> go.Figure:
+    """Per class: the mean ± 1 sd of y_t as bars, some draws as dots, y0 and the prior as markers; the y
+    axis over ``y_range`` (default ``fp.y_range()``), so that it can be shared with the reverse figure."""
     t = fp.clamp(t)
     names: Sequence[str] = fp.class_names
     c = len(names)
@@ -112,10 +122,9 @@ def forward_figure(fp: ForwardProcess, t: float | None, height: int = 420) -> go
         height,
         xaxis=axis("class", categoryorder="array", categoryarray=list(names)),
         xaxis2=dict(overlaying="x", range=[-0.5, c - 0.5], visible=False),
-        yaxis=axis("label-vector value y_t", range=fp.y_range()),
+        yaxis=axis("label-vector value y_t", range=list(y_range or fp.y_range())),
         legend=legend_below(),
         margin=dict(l=55, r=15, t=45, b=110),
         uirevision="forward",
-        transition=dict(duration=150, easing="linear"),
     )
     return plotly_figure(traces, layout)

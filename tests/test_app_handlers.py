@@ -17,13 +17,25 @@ import pytest
 from PIL import Image
 
 from app import report
+from app.assets import list_examples
 from app.case_report import config_hash
 from app.controls import sampling_options
 from app.diagnose import OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
 from app.errors import UserError
 from app.evaluation import Evaluation, dataset_root, generated_note, map_labels
 from app.figures import trajectory_figure
-from app.learn import Lessons, forward_process, one_hot
+from app.learn import (
+    FRAME_OUTPUTS,
+    LEARN_OUTPUTS,
+    OWN_PRIOR,
+    PLAY_OUTPUTS,
+    SCRUB_OUTPUTS,
+    Lessons,
+    forward_process,
+    one_hot,
+    shown_key,
+)
+from app.lesson_figures import reverse_figure
 from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
 from app.replay import REPLAY_FRAMES, REPLAY_POINTS, frame_steps
@@ -677,28 +689,125 @@ def test_forward_process_comes_from_the_package(registry):
     assert fp.frames[0] == 0 and fp.frames[-1] == 99 and np.all(np.diff(fp.frames) > 0)
 
 
-def test_lessons_show_plays_and_scrubs(registry, settings, example):
+def lesson_of(lessons: Lessons, *args) -> dict:
+    return dict(zip(LEARN_OUTPUTS, lessons.run(*args), strict=True))
+
+
+def test_lessons_show_plays_both_ways_and_scrubs(registry, settings, example):
     lessons = Lessons(registry, settings)
-    forward, t, fp, ddpm, ddim, with_prior, without_prior, *notes, error, shown = lessons.run(
-        "fundus", example
+    out = lesson_of(lessons, "fundus", example)
+    forward, reverse, sched, lesson = out["forward"], out["reverse"], out["schedule"], out["lesson"]
+    assert "t = 0 of 100" in forward.layout.title.text and out["t"]["maximum"] == 99
+    assert "t = 0," in reverse.layout.title.text and "t = 0" in sched.layout.title.text
+    assert len([tr for tr in out["ddim"].data if tr.mode == "lines"][0].x) == 50  # from its first step
+    assert out["without_prior"].data[-1].name.startswith("zero mean")
+    assert "one-hot of **" in out["forward_note"] and "true label" in out["forward_note"]
+    assert "DDPM" in out["sampler_note"] and "DDIM" in out["sampler_note"]
+    assert "zero mean" in out["prior_note"]
+    assert out["error"]["visible"] is False and out["shown"] == shown_key("fundus", example)
+    assert all(is_skip(out[name]) for name in ("image", "favour", "blend"))  # an image was given
+    # scrub: the three figures follow the slider
+    scrubbed = dict(zip(SCRUB_OUTPUTS, lessons.scrub(lesson, 40), strict=True))
+    assert "t = 40 of 100" in scrubbed["forward"].layout.title.text
+    assert (
+        "t = 40," in scrubbed["reverse"].layout.title.text
+        and "t = 40" in scrubbed["schedule"].layout.title.text
     )
-    assert "t = 0 of 100" in forward.layout.title.text and t["maximum"] == 99
-    assert len([tr for tr in ddim.data if tr.mode == "lines"][0].x) == 1 + 50  # the prior, then 50 steps
-    assert without_prior.data[-1].name.startswith("zero mean")
-    assert "one-hot of **" in notes[0] and "true label" in notes[0]
-    assert "DDPM" in notes[1] and "DDIM" in notes[1] and "zero mean" in notes[2]
-    assert error["visible"] is False and shown == f"fundus|{example}"
-    # scrub: the figure follows the slider
-    assert "t = 40 of 100" in lessons.scrub(fp, 40).layout.title.text
-    # play: each tick moves to the next frame, the timer stops after the last
-    nxt, figure, timer = lessons.advance(fp, 0)
-    assert nxt == fp.frames[1] and f"t = {nxt} of" in figure.layout.title.text and timer.active is True
-    end = lessons.advance(fp, 99)
-    assert is_skip(end[0]) and end[2].active is False
-    restart, timer = lessons.play(fp, 99)
-    assert restart["value"] == 0 and timer.active is True
+    # play forward: each tick moves t up to the next frame; the timer stops after the last
+    tick = dict(zip(FRAME_OUTPUTS, lessons.advance(lesson, 0, "forward"), strict=True))
+    frames = lesson.forward.frames
+    assert tick["t"] == frames[1] and f"t = {frames[1]} of" in tick["forward"].layout.title.text
+    assert tick["timer"].active is True
+    end = dict(zip(FRAME_OUTPUTS, lessons.advance(lesson, 99, "forward"), strict=True))
+    assert is_skip(end["t"]) and end["timer"].active is False
+    restart = dict(zip(PLAY_OUTPUTS, lessons.play_forward(lesson, 99), strict=True))
+    assert restart["t"] == 0 and restart["direction"] == "forward" and restart["timer"].active is True
+    # play reverse: t falls, from T - 1 again when at 0, and the reverse figure shows the chain at that t
+    back = dict(zip(PLAY_OUTPUTS, lessons.play_reverse(lesson, 0), strict=True))
+    assert (
+        back["t"] == 99 and back["direction"] == "reverse" and "t = 99," in back["reverse"].layout.title.text
+    )
+    tick = dict(zip(FRAME_OUTPUTS, lessons.advance(lesson, 99, "reverse"), strict=True))
+    assert tick["t"] == frames[-2] and f"t = {frames[-2]}," in tick["reverse"].layout.title.text
+    going = dict(zip(PLAY_OUTPUTS, lessons.play_reverse(lesson, 50), strict=True))
+    assert is_skip(going["t"]) and going["timer"].active is True  # mid-way: carries on from where it is
+    last = dict(zip(FRAME_OUTPUTS, lessons.advance(lesson, frames[1], "reverse"), strict=True))
+    assert last["t"] == 0 and last["timer"].active is False
     # the tab opened again: the figures are already there
-    assert all(is_skip(v) for v in lessons.on_open(shown, "fundus", example))
+    assert all(is_skip(v) for v in lessons.on_open(out["shown"], "fundus", example, OWN_PRIOR, 0))
+
+
+def test_the_reverse_figure_is_the_lessons_chain_in_label_space(registry, settings, example):
+    out = lesson_of(Lessons(registry, settings), "fundus", example)
+    lesson = out["lesson"]
+    chain = lesson.reverse
+    for t in (99, 37, 0):
+        fig = reverse_figure(lesson, t)
+        i = int(np.where(chain.trajectory.t == t)[0][0])
+        dots = next(tr for tr in fig.data if tr.name == "each run's y")
+        assert np.allclose(np.asarray(dots.y), np.round(chain.labels[i], 3).ravel())
+        bars = next(tr for tr in fig.data if tr.type == "bar")
+        assert np.allclose(bars.y, chain.labels[i].mean(0), atol=1e-4)
+        shown = next(tr for tr in fig.data if tr.type == "scatter" and tr.mode == "text").text
+        assert list(shown) == [report.percent(p) for p in chain.trajectory.probs[i].mean(0)]
+        centre = next(tr for tr in fig.data if tr.name.startswith("prior"))
+        assert np.allclose(centre.y, chain.prior, atol=1e-4)
+    # at t = 0 the figure says the answer the DDPM panel's caption gives
+    k = chain.answer
+    assert f"(probability {list(shown)[k]})" in out["sampler_note"].split(" · ")[0]
+    assert "t = 0" in out["reverse"].layout.title.text
+
+
+def test_the_lesson_opens_on_an_image_whose_prior_differs_from_its_label(registry, settings):
+    pipe = registry.get("fundus").pipe
+    examples = [e for e in list_examples(settings.assets_dir) if e.task == "fundus"]
+    names = list(pipe.config.class_names)
+    truth = {str(e.path): FUNDUS.index(e.label) for e in examples}
+    prior = {path: pipe.prepare(path).conditioning.prior("fused")[0].numpy() for path in truth}
+    wrong = [path for path in truth if int(np.argmax(prior[path])) != truth[path]]
+    assert wrong, "the test needs an example whose prior favours another class"
+    lessons = Lessons(registry, settings)
+    opened = lessons.on_open(None, "fundus", str(examples[0].path), OWN_PRIOR, 0)  # the first opening
+    out = dict(zip(LEARN_OUTPUTS, opened, strict=True))
+    chosen = out["image"]["value"]
+    assert chosen in wrong and out["image"]["choices"] == lessons.image_choices("fundus")
+    assert chosen == min(wrong, key=lambda path: prior[path][truth[path]])
+    assert out["favour"]["value"] == OWN_PRIOR and out["favour"]["choices"] == [OWN_PRIOR, *names]
+    assert out["blend"]["value"] == 0 and out["shown"] == shown_key("fundus", chosen)
+    top = names[int(np.argmax(prior[chosen]))]
+    assert (
+        f"favours **{top}**" in out["intro"]
+        and report.full_name("fundus", names[truth[chosen]]) in out["intro"]
+    )
+    forward = out["lesson"].forward
+    assert np.argmax(forward.y0) == truth[chosen] and np.allclose(forward.prior, prior[chosen], atol=1e-6)
+    assert np.allclose(out["lesson"].reverse.prior, prior[chosen], atol=1e-6)
+    # another model menu choice chooses again (here the same model: the same image, the prior reset)
+    again = dict(zip(LEARN_OUTPUTS, lessons.for_model("fundus"), strict=True))
+    assert again["image"]["value"] == chosen and again["favour"]["value"] == OWN_PRIOR
+
+
+def test_the_prior_control_moves_the_forward_process_and_the_chains(registry, settings, example):
+    lessons = Lessons(registry, settings)
+    own = lesson_of(lessons, "fundus", example)
+    own_prior = own["lesson"].forward.prior
+    mild = lesson_of(lessons, "fundus", example, "Mild", 0.3)
+    expected = 0.7 * one_hot(FUNDUS.index("Mild"), 5) + 0.3 / 5
+    lesson = mild["lesson"]
+    assert np.allclose(lesson.forward.prior, expected) and np.allclose(lesson.reverse.prior, expected)
+    sab = np.sqrt(registry.get("fundus").pipe.model.diffusion.alphas_cumprod.numpy()[-1])
+    assert np.allclose(lesson.forward.mean[-1], sab * lesson.forward.y0 + (1 - sab) * expected, atol=1e-5)
+    diamonds = [tr for tr in mild["ddpm"].data if (tr.name or "").startswith("prior")][0]
+    assert np.allclose(diamonds.y, expected, atol=1e-4)
+    assert not np.allclose(lesson.reverse.labels, own["lesson"].reverse.labels)  # the chain followed
+    assert "all on Mild, blended 30% towards uniform" in mild["forward_note"]
+    assert mild["shown"] == shown_key("fundus", example, "Mild", 0.3) != own["shown"]
+    zero = mild["lesson"], own["lesson"]
+    assert np.array_equal(*(z.forward.y0 for z in zero))  # the truth stays the truth
+    uniform = lesson_of(lessons, "fundus", example, OWN_PRIOR, 1.0)["lesson"]
+    assert np.allclose(uniform.reverse.prior, 0.2) and not np.allclose(own_prior, 0.2)
+    # the zero-mean chain is the same whatever prior is chosen
+    assert np.array_equal(own["without_prior"].data[0].y, mild["without_prior"].data[0].y)
 
 
 def test_learn_offers_only_the_models_own_images(two_models, example):
@@ -707,28 +816,37 @@ def test_learn_offers_only_the_models_own_images(two_models, example):
     assert fundus["choices"] and all("/fundus/" in path for _, path in fundus["choices"])
     derm = lessons.images_for("derm")  # no derm examples: a generated derm image
     assert derm["choices"] == [("a generated derm image", "generated")] and derm["value"] == "generated"
-    out = lessons.run("derm", "generated")
-    assert out[-2]["visible"] is False and "one-hot of **" in out[7]
-    refused = lessons.run("derm", example)  # another task's image
-    assert "pick one of the derm's own example images" in refused[-2]["value"]
-    assert not refused[0].data and refused[2] is None  # the stale figures are cleared
+    out = lesson_of(lessons, "derm", "generated")
+    assert out["error"]["visible"] is False and "one-hot of **" in out["forward_note"]
+    refused = lesson_of(lessons, "derm", example)  # another task's image
+    assert "pick one of the derm's own example images" in refused["error"]["value"]
+    assert not refused["forward"].data and not refused["reverse"].data  # the stale figures are cleared
+    assert refused["lesson"] is None and refused["shown"] is None
+    generated = dict(zip(LEARN_OUTPUTS, lessons.for_model("derm"), strict=True))  # its generated image
+    assert generated["image"]["value"] == "generated" and generated["error"]["visible"] is False
 
 
 def test_learn_says_how_the_model_does_when_its_figures_are_stored(two_models):
     lessons = Lessons(two_models, two_models.settings)
     stored = two_models.settings.weights_dir / "derm" / "evaluation.json"
-    assert two_models.evaluation_of("derm") is None and "held-out" not in lessons.run("derm", "generated")[9]
+    assert (
+        two_models.evaluation_of("derm") is None
+        and "held-out" not in lesson_of(lessons, "derm", "generated")["prior_note"]
+    )
     figures = {"n": 500, "samples": 8, "accuracy": {"fused": 0.8, "diffmic_single": 0.79, "diffmic": 0.85}}
     stored.write_text(json.dumps(figures))
     try:
-        note = lessons.run("derm", "generated")[9]
+        note = lesson_of(lessons, "derm", "generated")["prior_note"]
         assert "On 500 held-out generated images this model is right" in note
         assert (
             "the prior alone 80%" in note and "DiffMIC (8 chains averaged) 85%" in note and "CNN" not in note
         )
         assert "No classifier" not in note  # no ceiling stored: none claimed
         stored.write_text(json.dumps({**figures, "ceiling": 0.932}))
-        assert "No classifier can do better than 93% on these images" in lessons.run("derm", "generated")[9]
+        assert (
+            "No classifier can do better than 93% on these images"
+            in lesson_of(lessons, "derm", "generated")["prior_note"]
+        )
         stored.write_text("{not json")
         assert two_models.evaluation_of("derm") is None  # a broken file is ignored, not a crash
     finally:

@@ -1,7 +1,8 @@
 """The app launched on 127.0.0.1: called with gradio_client, then driven in a real Chromium browser.
 
-The browser test replays a run, plays Learn's animation, stops a run, changes the image after a run,
-uploads an image the distribution check flags, and saves screenshots: ``diagnose.png``, ``learn.png`` and
+The browser test replays a run, plays Learn's animation both ways and changes its prior, stops a run,
+changes the image after a run, uploads an image the distribution check flags, fails on any console error
+or uncaught page error, and saves screenshots: ``diagnose.png``, ``learn.png`` and
 ``evaluate.png`` at 1400 x 900 and ``diagnose-mobile.png`` at 390 px wide (full pages), in a temporary
 folder or in ``DIFFMIC_SCREENSHOTS_DIR``. They come from tiny random models;
 ``DIFFMIC_SCREENSHOTS_WITH_BUNDLED=1`` uses the repo's own ``weights/`` and ``assets/`` instead (when
@@ -246,6 +247,12 @@ def record_requests(page, urls: list[str]) -> None:
     page.on("websocket", lambda socket: urls.append(socket.url))
 
 
+def record_errors(page, errors: list[str], where: str) -> None:
+    """Note every ``console.error`` and every uncaught error of ``page``."""
+    page.on("console", lambda m: m.type == "error" and errors.append(f"{where}: console.error {m.text}"))
+    page.on("pageerror", lambda err: errors.append(f"{where}: page error {err}"))
+
+
 def plot_data(page, elem_id: str) -> list[dict]:
     """The traces plotly is drawing in the plot ``#elem_id`` (name, y)."""
     return page.eval_on_selector(
@@ -271,6 +278,23 @@ def replay_and_scrub(page, T: int) -> None:
     page.locator("#replay input[type=range]").fill(str(T // 3))
     expect(bars).to_contain_text(f"After {T // 3} of {T} steps", timeout=20_000)
     assert plot_data(page, "trajectory") != before  # the figure follows the slider
+
+
+def learn_prior_control(page) -> None:
+    """Learn: the lesson is shown on opening, and centring the prior on another class moves the chains."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Learn").click()
+    expect(page.locator("#forward .gtitle").first).to_contain_text("t = 0 of", timeout=60_000)
+    expect(page.locator("#learn-intro")).to_contain_text("This lesson's image")
+    before = plot_data(page, "learn-ddpm")
+    page.locator("#learn-prior").get_by_text("Mild", exact=True).click()
+    expect(page.locator("#forward-note")).to_contain_text("a prior all on Mild", timeout=60_000)
+    settle(page, "learn-ddpm", "reverse")
+    after = plot_data(page, "learn-ddpm")
+    assert after != before  # the chain followed the prior
+    centre = next(t for t in plot_data(page, "reverse") if t["name"].startswith("prior"))
+    assert centre["y"] == [0.0 if name != "Mild" else 1.0 for name in FUNDUS]
 
 
 def words_broken(page, selector: str) -> list[int]:
@@ -314,11 +338,13 @@ def test_browser_end_to_end(live, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     T = live.T
     urls: list[str] = []
+    errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             record_requests(page, urls)
+            record_errors(page, errors, "1400 x 900")
             page.goto(live.url)
             expect(page.locator("#run")).to_be_visible(timeout=30_000)
             expect(page.locator("#model-status")).to_contain_text("derm")
@@ -402,7 +428,8 @@ def test_browser_end_to_end(live, tmp_path):
             card.get_by_text("Show the model's answer anyway").click()
             expect(card.locator("details.unreliable h4")).to_contain_text("probability")
 
-            # Learn: the figures are there on opening the tab, and Play moves t.
+            # Learn: the figures are there on opening the tab, Play moves t forward and back, and the
+            # prior control moves the chains.
             page.get_by_role("tab", name="Learn").click()
             title = page.locator("#forward .gtitle").first
             expect(title).to_contain_text("t = 0 of", timeout=60_000)
@@ -410,8 +437,12 @@ def test_browser_end_to_end(live, tmp_path):
             expect(title).to_contain_text(re.compile(r"t = [1-9]\d* of"), timeout=20_000)
             expect(page.locator("#learn-ddim .js-plotly-plot")).to_be_visible()
             page.locator("#forward-pause").click()
+            page.locator("#reverse-play").click()
+            expect(page.locator("#reverse .gtitle").first).to_contain_text("t = 0,", timeout=60_000)
+            expect(page.locator("#schedule .gtitle").first).to_contain_text("t = 0")
             settle(page, "forward", "learn-ddim")
             page.screenshot(path=str(shots / "learn.png"), full_page=True)
+            learn_prior_control(page)
 
             # Evaluate a zip.
             page.get_by_role("tab", name="Evaluate").click()
@@ -436,6 +467,7 @@ def test_browser_end_to_end(live, tmp_path):
             # A phone: nothing wider than the screen, no word or number broken in the tables.
             phone = browser.new_page(viewport={"width": 390, "height": 844})
             record_requests(phone, urls)
+            record_errors(phone, errors, "390 x 844")
             phone.goto(live.url)
             expect(phone.locator("#run")).to_be_visible(timeout=30_000)
             upload(phone, live.example)
@@ -452,8 +484,12 @@ def test_browser_end_to_end(live, tmp_path):
             assert phone.locator("#crops img").evaluate_all("imgs => imgs.every(i => i.complete)")
             phone.screenshot(path=str(shots / "diagnose-mobile.png"), full_page=True)
             replay_and_scrub(phone, T)
+            learn_prior_control(phone)
+            phone.get_by_role("tab", name="Evaluate").click()
+            expect(phone.locator("#eval-generated")).to_be_enabled()
         finally:
             browser.close()
+    assert not errors, "\n".join(errors)  # no console error and no uncaught error, on any tab
     for name in ("diagnose", "learn", "evaluate", "diagnose-mobile"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
     # the page loads nothing from another host: no web font, no CDN script, no analytics

@@ -93,6 +93,8 @@ def test_every_figure_passes_plotly_validation():
     from app import figures
     from app.forward_figure import forward_figure
     from app.learn import forward_process, one_hot
+    from app.lesson_figures import Lesson, reverse_figure, schedule_figure
+    from diffmic.lesson import reverse_chain, schedule
     from diffmic.options import SamplingOptions
     from diffmic.pipeline import DiffMICPipeline
     from tests.helpers import random_image
@@ -100,12 +102,18 @@ def test_every_figure_passes_plotly_validation():
     pipe = DiffMICPipeline(tiny_model(3))
     out = pipe(random_image(), SamplingOptions(sampler="ddim", steps=6, samples=4, seed=0))
     traj, names = out.trajectory, out.trajectory.class_names
+    fp = forward_process(pipe, one_hot(1, 3), traj.prior, ["a", "b", "c"])
+    chain = reverse_chain(pipe, pipe.prepare(random_image()), SamplingOptions(steps=10, samples=3))
+    lesson = Lesson(fp, chain, schedule(pipe.model.diffusion), 1)
     built = [
         figures.empty_figure("nothing yet"),
         figures.trajectory_figure(traj, pipe.config.timesteps, labels=["a", "b", "c"]),
         figures.probability_bars(names, traj.current, traj.prior, title="bars"),
         figures.confusion_figure([[3, 1, 0], [0, 2, 1], [1, 0, 4]], names),
-        forward_figure(forward_process(pipe, one_hot(1, 3), traj.prior, ["a", "b", "c"]), 5),
+        forward_figure(fp, 5),
+        figures.trajectory_figure(traj, 100, each_run=True, now=40, from_prior=False, max_points=3),
+        reverse_figure(lesson, 5),
+        schedule_figure(lesson.schedule, 5),
     ]
     for fig in built:
         plain = fig.to_plotly_json()

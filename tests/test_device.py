@@ -175,23 +175,24 @@ def app_answers(registry, settings, example, dataset) -> dict:
     """What the Diagnose (streamed run and API), Learn and Evaluate handlers give for one image and a zip."""
     from app.diagnose import OUTPUTS, Diagnosis
     from app.evaluation import Evaluation
-    from app.learn import Lessons
+    from app.learn import LEARN_OUTPUTS, Lessons
 
     final = dict(
         zip(OUTPUTS, list(Diagnosis(registry).run(example, "fundus", "DDPM", 100, 3, 1))[-1], strict=True)
     )
     predict = Diagnosis(registry).predict(example, "fundus", "ddim", 10, 2, 4)
-    lesson = Lessons(registry, settings).run("fundus", example)
+    lesson = dict(zip(LEARN_OUTPUTS, Lessons(registry, settings).run("fundus", example), strict=True))
     metrics, _, table, _, error = Evaluation(registry).run(str(dataset), "fundus", "DDIM", 5, 2)
     for answer in (final["json"], predict):
         answer.pop("seconds")
-    forward = lesson[2]
+    forward = lesson["lesson"].forward if lesson["lesson"] is not None else None
     return {
         "diagnose": final["json"],
         "predict": predict,
         "learn forward": (forward.mean.tolist(), forward.draws.tolist()) if forward is not None else None,
-        "learn notes": [note.split(" in ")[0] for note in lesson[7:10]],
-        "learn error": lesson[10]["visible"],
+        "learn reverse": lesson["lesson"].reverse.labels.tolist() if lesson["lesson"] is not None else None,
+        "learn notes": [lesson[n].split(" in ")[0] for n in ("forward_note", "sampler_note", "prior_note")],
+        "learn error": lesson["error"]["visible"],
         "evaluate": (metrics, table["value"]),
         "evaluate error": error["visible"],
     }

@@ -13,7 +13,7 @@ import pytest
 from app.diagnose import OUTPUTS, Diagnosis
 from app.evaluation import Evaluation
 from app.gpu import on_gpu
-from app.learn import Lessons
+from app.learn import LEARN_OUTPUTS, Lessons
 from app.models import ModelRegistry
 from app.ui import build_demo
 from tests.test_app_support import make_app_dirs
@@ -27,6 +27,7 @@ ON_GPU = {
     "Diagnosis.redraw_heat",  # makes Grad-CAM on first use
     "Lessons.run",
     "Lessons.on_open",
+    "Lessons.for_model",
     "Evaluation.run",
     "Evaluation.run_generated",
 }
@@ -43,9 +44,9 @@ OFF_GPU = {
     "Diagnosis.replay_tick",
     "Diagnosis.replay_at",
     "Diagnosis.runs_after_run",
-    "Lessons.images_for",
     "Lessons.scrub",
-    "Lessons.play",
+    "Lessons.play_forward",
+    "Lessons.play_reverse",
     "Lessons.advance",
     "Evaluation.generated_button",
 }
@@ -116,7 +117,7 @@ def test_every_handler_that_runs_a_model_is_wrapped(zero_gpu):
     for name, block_fns in registered.items():
         wrapped = [getattr(b.fn, "on_zero_gpu", False) for b in block_fns]
         assert wrapped == [name in ON_GPU] * len(block_fns), name
-    assert len(registered["Lessons.run"]) == 3  # the button, the model menu and the image menu
+    assert len(registered["Lessons.run"]) == 4  # the button, the image menu and the two prior controls
 
 
 def test_the_wrapped_handlers_still_work(zero_gpu, settings):
@@ -130,7 +131,7 @@ def test_the_wrapped_handlers_still_work(zero_gpu, settings):
     answer = predict(example, "fundus", "ddim", 5, 2, 0)
     answer.pop("seconds"), final["json"].pop("seconds")
     assert final["json"] == answer and answer["sampler"] == "ddim" and answer["steps"] == 5
-    lesson = registered["Lessons.run"][0].fn("fundus", example)
-    assert lesson[-2]["visible"] is False and "DDIM" in lesson[8]
+    lesson = dict(zip(LEARN_OUTPUTS, registered["Lessons.run"][0].fn("fundus", example), strict=True))
+    assert lesson["error"]["visible"] is False and "DDIM" in lesson["sampler_note"]
     assert "upload a .zip" in evaluate(None, "fundus", "DDIM", 5, 1)[-1]["value"]
     assert calls == ["Diagnosis.rerun", "Diagnosis.predict", "Lessons.run", "Evaluation.run"]
