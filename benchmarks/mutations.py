@@ -65,6 +65,7 @@ ROIS = ("tests/test_dcg.py", "tests/test_bundled_rois.py")
 EXPLAIN = ("tests/test_explain.py", "tests/test_pipeline.py", "tests/test_selection.py", DOC)
 TRAIN = ("tests/test_train.py", "tests/test_resume.py")
 RESUME = ("tests/test_resume.py", "tests/test_train.py")
+BATCH = ("tests/test_batching.py",)
 EMA = ("tests/test_ema.py", "tests/test_train.py")
 
 M = Mutation
@@ -583,6 +584,22 @@ MUTATIONS: list[Mutation] = [
         "view = training_batch(pixels, model.config, None)",
         "the cache's augmented views are all the unaugmented image",
         TRAIN,
+    ),
+    M(
+        "batch-one-seed",
+        "diffmic/batching.py",
+        "generators = [torch.Generator().manual_seed(int(r.options.seed)) for r in alive]",
+        "generators = [torch.Generator().manual_seed(int(alive[0].options.seed)) for r in alive]",
+        "batched requests all draw the first caller's noise instead of their own seed's",
+        BATCH,
+    ),
+    M(
+        "batch-rows-shifted",
+        "diffmic/lean.py",
+        "return torch.cat([gaussian_cpu((rows, *shape[1:]), dtype, g) for g in generator])",
+        "return torch.cat([gaussian_cpu((rows, *shape[1:]), dtype, g) for g in generator[::-1]])",
+        "each image of a batch gets another caller's noise",
+        BATCH,
     ),
 ]
 
