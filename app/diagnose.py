@@ -64,9 +64,10 @@ OUTPUTS = (
     "replay",
     "replay_box",
 )
-# what a replay handler sends: the slider, the two figures it moves, and the replay's timer
-REPLAY_OUTPUTS = ("replay", "trajectory", "bars", "replay_timer")
-REDRAW_OUTPUTS = ("trajectory", "bars")  # the slider moved by hand, or the runs shown or hidden
+# what a replay handler sends: the slider, the two figures it moves, the replay's timer and its clock (when
+# Play started and from which step); the replay's handlers take (the run, the slider, "each run", the clock)
+REPLAY_OUTPUTS = ("replay", "trajectory", "bars", "replay_timer", "replay_clock")
+REDRAW_OUTPUTS = ("trajectory", "bars", "replay_clock")  # the slider moved by hand, the runs shown or hidden
 PREVIEW_SIDE = 512
 WAITING = "*Run to see the answer here.*"
 LOOK_FOR = {
@@ -150,10 +151,16 @@ class FigureRequest:
 class Diagnosis:
     """The Diagnose tab's handlers, bound to a model registry."""
 
-    def __init__(self, registry: ModelRegistry, interval_s: float = STREAM_INTERVAL_S):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        interval_s: float = STREAM_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.registry = registry
         self.interval_s = interval_s
         self.control = RunControl()
+        self.clock = clock  # the replay's pace is kept in this time (seconds)
 
     # ------------------------------------------------------------------ inputs changed, Stop
     def preview(self, file: Any, request: gr.Request | None = None) -> tuple:
@@ -366,56 +373,65 @@ class Diagnosis:
         return request.shown()
 
     # ------------------------------------------------------------------ the replay
-    @staticmethod
-    def replay_play(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
-        """Play: from the start again when the slider is at the end, and start the timer."""
+    def replay_play(
+        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
+    ) -> tuple:
+        """Play: from the start again when the slider is at the end; the timer starts, and the replay's
+        clock with it (``replay.frame_at``)."""
         if request is None:
             gr.Info("Run the model first: the replay shows a run.")
             return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
         total = request.trajectory.steps_done
         if replay.next_frame(total, step) is None:  # at the end: start again
-            return Diagnosis._replay_frame(request, 0, each_run, playing=True)
-        return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=True))
+            return self._replay_frame(request, 0, each_run, playing=True)
+        return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=True), replay_clock=(self.clock(), step))
 
-    @staticmethod
-    def replay_tick(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
-        """One tick of Play: the next frame; the timer stops after the last one (or when no run is shown)."""
-        nxt = replay.next_frame(request.trajectory.steps_done, step) if request is not None else None
+    def replay_tick(
+        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
+    ) -> tuple:
+        """One tick of Play: the frame due (the next one, or a later one when the replay is behind its
+        clock); the timer stops after the last one, or when no run is shown."""
+        total = request.trajectory.steps_done if request is not None else 0
+        nxt = replay.frame_at(total, step, clock, self.clock()) if request is not None else None
         if nxt is None:
             return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
-        playing = replay.next_frame(request.trajectory.steps_done, nxt) is not None
-        return Diagnosis._replay_frame(request, nxt, each_run, playing)
+        playing = replay.next_frame(total, nxt) is not None
+        return self._replay_frame(request, nxt, each_run, playing, clock)
 
-    @staticmethod
-    def replay_at(request: FigureRequest | None, step: float, each_run: bool = False) -> tuple:
+    def replay_at(
+        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
+    ) -> tuple:
         """The run as it stood after ``step`` steps (the slider was moved, or the runs shown or hidden):
-        the figures of ``REDRAW_OUTPUTS``."""
+        the figures of ``REDRAW_OUTPUTS``, and a playing replay carries on from there."""
         if request is None:
             return named(REDRAW_OUTPUTS)
-        trajectory, bars = Diagnosis._figures(request, step, each_run)
-        return named(REDRAW_OUTPUTS, trajectory=trajectory, bars=bars)
+        trajectory, bars = self._figures(request, step, each_run)
+        return named(REDRAW_OUTPUTS, trajectory=trajectory, bars=bars, replay_clock=(self.clock(), step))
 
-    @staticmethod
-    def runs_after_run(request: FigureRequest | None, step: float, each_run: bool) -> tuple:
+    def runs_after_run(
+        self, request: FigureRequest | None, step: float, each_run: bool, clock: Any = None
+    ) -> tuple:
         """After a run: its figures again with each run as a thin line if that box is ticked, else nothing."""
         if not each_run:
             return named(REDRAW_OUTPUTS)
-        return Diagnosis.replay_at(request, step, each_run)
+        return self.replay_at(request, step, each_run)
 
     @staticmethod
     def _figures(request: FigureRequest, step: float, each_run: bool) -> tuple:
         labels = list(request.labels) or list(request.trajectory.class_names)
         return replay.replay_figures(request.trajectory, request.T, step, labels, each_run)
 
-    @staticmethod
-    def _replay_frame(request: FigureRequest, step: int, each_run: bool, playing: bool) -> tuple:
-        trajectory, bars = Diagnosis._figures(request, step, each_run)
+    def _replay_frame(
+        self, request: FigureRequest, step: int, each_run: bool, playing: bool, clock: Any = None
+    ) -> tuple:
+        trajectory, bars = self._figures(request, step, each_run)
         return named(
             REPLAY_OUTPUTS,
             replay=step,
             trajectory=trajectory,
             bars=bars,
             replay_timer=gr.Timer(active=playing),
+            replay_clock=clock if clock is not None else (self.clock(), step),
         )
 
     # ------------------------------------------------------------------ API

@@ -208,6 +208,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     figure_state = gr.State(None)
     token = gr.State(None)
     replay_timer = gr.Timer(REPLAY_S, active=False)
+    replay_clock = gr.State(None)
     with gr.Row(visible=False):  # the predict API: its own inputs (CLI defaults), free of the sliders' limits
         api_inputs = [
             gr.File(type="filepath", label="image"),
@@ -241,6 +242,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         replay=replay,
         replay_box=replay_box,
         replay_timer=replay_timer,
+        replay_clock=replay_clock,
     )
     outputs = [components[name] for name in OUTPUTS]
     run_inputs = [upload, model, sampler, steps, samples, seed, token]
@@ -261,7 +263,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     model.change(diagnosis.model_changed, model, outputs, show_progress="hidden", **private).then(
         lambda m, s: steps_update(registry, m, s), [model, sampler], steps, **private
     )
-    replay_inputs = [figure_state, replay, each_run]
+    replay_inputs = [figure_state, replay, each_run, replay_clock]
     replay_outputs = [components[name] for name in REPLAY_OUTPUTS]
     redraw_outputs = [components[name] for name in REDRAW_OUTPUTS]
     hidden_progress = dict(show_progress="hidden", **private)

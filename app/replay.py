@@ -4,8 +4,9 @@
 Nothing is recorded twice: a frame is a view of the first k steps of that record (``upto``). The slider
 counts steps done (0 = the start at t = T, N = the answer at t = 0); Play steps through ``REPLAY_FRAMES``
 evenly spaced frames, the start and the last step always among them, one every ``REPLAY_S`` seconds, so a
-replay of any length takes a few seconds. Each frame sends the two figures only, as light as the streamed
-ones (at most ``REPLAY_POINTS`` points a line, the latest step always kept).
+replay of any length takes a few seconds; when the server or the browser cannot keep up, frames are
+skipped to keep that pace (``frame_at``), never the last one. Each frame sends the two figures only, as
+light as the streamed ones (at most ``REPLAY_POINTS`` points a line, the latest step always kept).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from diffmic.trajectory import Trajectory
 from . import figures
 
 REPLAY_FRAMES = 36
-REPLAY_S = 0.12  # seconds between frames: 36 frames in about 4 s (slower on a busy machine)
+REPLAY_S = 0.12  # seconds between frames
+REPLAY_SECONDS = REPLAY_FRAMES * REPLAY_S  # a whole replay: about 4 s, frames dropped when behind
 REPLAY_POINTS = 120  # per line of a replay frame (a streamed frame has up to MAX_PLOT_POINTS)
 
 
@@ -44,6 +46,20 @@ def next_frame(total: int, step: float) -> int | None:
     frames = frame_steps(total)
     later = frames[frames > step]
     return int(later[0]) if len(later) else None
+
+
+def frame_at(total: int, step: float, clock: tuple[float, float] | None, now: float) -> int | None:
+    """The frame a playing replay shows at ``now``: the next one after ``step``, or the latest one due by
+    the replay's clock (``(started, from_step)``: a whole replay lasts ``REPLAY_SECONDS``) when it is
+    behind; None after the last frame."""
+    nxt = next_frame(total, step)
+    if nxt is None or clock is None:
+        return nxt
+    started, from_step = clock
+    due = from_step + (now - started) / REPLAY_SECONDS * total
+    frames = frame_steps(total)
+    late = frames[(frames >= nxt) & (frames <= due)]
+    return int(late[-1]) if len(late) else nxt
 
 
 def timestep(traj: Trajectory, T: int) -> int:

@@ -38,7 +38,7 @@ from app.learn import (
 from app.lesson_figures import reverse_figure
 from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
-from app.replay import REPLAY_FRAMES, REPLAY_POINTS, frame_steps
+from app.replay import REPLAY_FRAMES, REPLAY_POINTS, REPLAY_SECONDS, frame_at, frame_steps
 from app.settings import Settings
 from app.ui import build_demo
 from diffmic.data.synthetic.ceiling import best_possible
@@ -463,14 +463,29 @@ def test_the_chart_ends_at_the_cards_numbers_on_a_streamed_run(registry, example
 
 
 # ---------------------------------------------------------------- Diagnose: the replay
-def replayed(request, start: int) -> list[dict]:
+class Clock:
+    """A stand-in for time: each reading is ``tick`` seconds after the one before."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def replayed(diagnosis: Diagnosis, request, start: int) -> list[dict]:
     """Play pressed with the slider at ``start``, then every tick until the timer stops."""
-    first = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_play(request, start), strict=True))
-    frames, step = [first], first["replay"] if not is_skip(first["replay"]) else start
-    while frames[-1]["replay_timer"].active:
-        frames.append(dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_tick(request, step), strict=True)))
+    first = dict(zip(REPLAY_OUTPUTS, diagnosis.replay_play(request, start), strict=True))
+    frames, step, clock = [first], start, first["replay_clock"]
+    while True:
         step = frames[-1]["replay"] if not is_skip(frames[-1]["replay"]) else step
-    return frames
+        clock = frames[-1]["replay_clock"] if not is_skip(frames[-1]["replay_clock"]) else clock
+        if not frames[-1]["replay_timer"].active:
+            return frames
+        frames.append(
+            dict(zip(REPLAY_OUTPUTS, diagnosis.replay_tick(request, step, False, clock), strict=True))
+        )
 
 
 def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(registry, example, monkeypatch):
@@ -482,7 +497,8 @@ def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(re
         return outputs[-1]
 
     monkeypatch.setattr(DiffMICPipeline, "result", keep)
-    frames = run(Diagnosis(registry), example, "fundus", "DDPM", 100, 4, 2)
+    diagnosis = Diagnosis(registry, clock=Clock(0.01))  # a quick server: every frame is shown
+    frames = run(diagnosis, example, "fundus", "DDPM", 100, 4, 2)
     first, last = frames[0], frames[-1]
     assert first["replay_box"]["visible"] is False and first["replay"]["value"] == 0
     assert (
@@ -491,10 +507,9 @@ def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(re
     request = last["figure"]
     traj = outputs[-1].trajectory
     assert request.trajectory is traj  # the record replayed is the pipeline's own, not a second one
-    played = replayed(request, 100)  # at the end: Play starts again from the start
+    played = replayed(diagnosis, request, 100)  # at the end: Play starts again from the start
     steps = [f["replay"] for f in played]
-    assert steps[0] == 0 and steps[-1] == 100 and steps == sorted(set(steps))
-    assert 10 <= len(steps) <= REPLAY_FRAMES + 1 and played[-1]["replay_timer"].active is False
+    assert steps == list(frame_steps(100)) and played[-1]["replay_timer"].active is False
     assert played[0]["bars"].data[0].x == pytest.approx(traj.prior, abs=1e-4)  # the start: the prior
     for frame in played[1:]:
         k = frame["replay"]
@@ -510,30 +525,38 @@ def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(re
     assert played[-1]["bars"].data[0].x == pytest.approx(card, abs=5e-5)
     assert played[-1]["bars"].layout.title.text == "Final probabilities"
     # the slider moved by hand: the figures of that step, with each run as a thin line when asked
-    trajectory, bars = Diagnosis.replay_at(request, 37, True)
+    trajectory, bars, clock = diagnosis.replay_at(request, 37, True)
     runs = [t for t in trajectory.data if t.name and ", run " in t.name]
-    assert len(runs) == 4 * 5 and runs[0].x[-1] == traj.t[36]
+    assert len(runs) == 4 * 5 and runs[0].x[-1] == traj.t[36] and clock[1] == 37
     assert runs[3].y[-1] == pytest.approx(traj.probs[36, 3, 0], abs=1e-3)
     assert bars.layout.title.text == f"After 37 of 100 steps (t = {traj.t[36]})"
-    assert all(is_skip(v) for v in Diagnosis.runs_after_run(request, 100, False))  # box not ticked: nothing
-    shown, _ = Diagnosis.runs_after_run(request, 100, True)
+    assert all(is_skip(v) for v in diagnosis.runs_after_run(request, 100, False))  # box not ticked: nothing
+    shown = diagnosis.runs_after_run(request, 100, True)[0]
     assert [t.name for t in shown.data if t.name and ", run " in t.name] == [t.name for t in runs]
     # Play mid-way carries on from there; before any run there is nothing to replay
-    going = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_play(request, 50), strict=True))
-    assert is_skip(going["replay"]) and going["replay_timer"].active is True
-    nothing = dict(zip(REPLAY_OUTPUTS, Diagnosis.replay_tick(None, 50), strict=True))
+    going = dict(zip(REPLAY_OUTPUTS, diagnosis.replay_play(request, 50), strict=True))
+    assert (
+        is_skip(going["replay"]) and going["replay_timer"].active is True and going["replay_clock"][1] == 50
+    )
+    nothing = dict(zip(REPLAY_OUTPUTS, diagnosis.replay_tick(None, 50), strict=True))
     assert nothing["replay_timer"].active is False and is_skip(nothing["trajectory"])
-    assert Diagnosis.replay_play(None, 0)[-1].active is False
+    assert diagnosis.replay_play(None, 0)[REPLAY_OUTPUTS.index("replay_timer")].active is False
 
 
-def test_the_replay_keeps_the_last_step_of_any_run(registry, example):
+def test_the_replay_keeps_its_pace_and_the_last_step_of_any_run(registry, example):
+    quick, slow = Diagnosis(registry, clock=Clock(0.01)), Diagnosis(registry, clock=Clock(1.0))
     for steps in (7, 100):
-        request = run(Diagnosis(registry), example, "fundus", "DDIM", steps, 2, 0)[-1]["figure"]
-        played = replayed(request, steps)
+        request = run(quick, example, "fundus", "DDIM", steps, 2, 0)[-1]["figure"]
+        played = replayed(quick, request, steps)
         assert played[-1]["replay"] == steps and played[-1]["bars"].layout.title.text == "Final probabilities"
         assert [f["replay"] for f in played] == list(frame_steps(steps))
+        # a server or browser a second late at every tick: frames are skipped, the pace and the end kept
+        late = [f["replay"] for f in replayed(slow, request, steps)]
+        assert late[0] == 0 and late[-1] == steps and len(late) <= 2 + REPLAY_SECONDS
     assert frame_steps(1000)[-1] == 1000 and len(frame_steps(1000)) == REPLAY_FRAMES + 1
     assert list(frame_steps(7)) == list(range(8))
+    assert frame_at(1000, 0, (0.0, 0), REPLAY_SECONDS / 2) == 500 and frame_at(1000, 0, None, 99.0) == 28
+    assert frame_at(1000, 500, (0.0, 0), 99.0) == 1000 and frame_at(1000, 1000, (0.0, 0), 99.0) is None
 
 
 # ---------------------------------------------------------------- Diagnose: the case report
