@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 import struct
-import time
 import tracemalloc
 import warnings
 
@@ -199,20 +198,20 @@ def insert_before_pixels(data: bytes, elements: bytes) -> bytes:
     return data[:position] + elements + data[position:]
 
 
-def test_millions_of_sequence_items_are_refused_quickly():
+@pytest.mark.slow  # parses MAX_READS reads' worth of items with allocations traced
+def test_millions_of_sequence_items_are_refused_unparsed():
     """pydicom parses an undefined-length sequence while reading: 200,000 empty items (1.6 MB) used to
     take 13 s and 130 MB; now parsing stops after MAX_READS reads."""
     base = dicom_bytes(np.zeros((16, 16), np.uint8))
     data = insert_before_pixels(base, sequence_of_items(200_000, defined_length=False))
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(
         ImageLoadError, match=f"too many elements or sequence items \\(over {MAX_READS:,} reads"
     ):
         load_image(data)
-    seconds, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 32 * 1024 * 1024 and seconds < 10  # generous: the machine may be busy
+    assert peak < 32 * 1024 * 1024
     # a defined-length one is never parsed, since nothing reads it
     data = insert_before_pixels(base, sequence_of_items(200_000, defined_length=True))
     assert pixels(load_image(data)).shape == (16, 16, 3)
