@@ -80,9 +80,9 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
             figures.empty_figure("Opening the lesson…", 420), show_label=False, elem_id="reverse"
         )
     with gr.Row(equal_height=True):
-        play_forward = gr.Button("Play forward", elem_id="forward-play", scale=0, min_width=130)
-        play_reverse = gr.Button("Play reverse", elem_id="reverse-play", scale=0, min_width=130)
-        pause = gr.Button("Pause", elem_id="forward-pause", scale=0, min_width=90)
+        play_forward = gr.Button("Play forward", size="sm", elem_id="forward-play", scale=0, min_width=120)
+        play_reverse = gr.Button("Play reverse", size="sm", elem_id="reverse-play", scale=0, min_width=120)
+        pause = gr.Button("Pause", size="sm", elem_id="forward-pause", scale=0, min_width=80)
         t = gr.Slider(0, 999, value=0, step=1, label="t (timestep)", elem_id="forward-t", min_width=240)
     forward_note = gr.Markdown("", elem_id="forward-note")
     with gr.Row(equal_height=False):
