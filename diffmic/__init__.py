@@ -19,6 +19,8 @@ _EXPORTS = {
     "DiffMICConfig": "config",
     "ModelLoadError": "hub",
     "ImageLoadError": "imageio",
+    "DicomInfo": "dicom",
+    "read_dicom_info": "dicom",
 }
 __all__ = list(_EXPORTS)
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffmic.precision import autocast
+
 from diffmic.conditioning import ConditioningCache
 from diffmic.data.datasets import batch_of, synthetic_splits
 from diffmic.losses import global_loss
@@ -55,10 +57,10 @@ def test_the_encoder_stage_learns_then_is_frozen_and_cached(tmp_path):
     # the cache the denoiser trained on holds the frozen encoder's features of the same view, live
     cache = ConditioningCache.load(run / "conditioning.npz")
     pixels, _ = batch_of(trainer.splits.train, np.arange(6))
-    with torch.no_grad():
+    with torch.no_grad(), autocast(trainer.device, trainer.dtype):  # the cache is built as the stages ran
         live, _ = trainer.model.eval().encode(normalise(pixels.numpy(), model.config))
     width = live.shape[1]
-    np.testing.assert_allclose(cache.features[:6, 0, :width], live.numpy(), atol=1e-4)
+    np.testing.assert_allclose(cache.features[:6, 0, :width], live.float().numpy(), atol=1e-4)
 
 
 @pytest.mark.slow
