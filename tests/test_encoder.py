@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from diffmic.precision import autocast
-
 from diffmic.conditioning import ConditioningCache
 from diffmic.data.datasets import batch_of, synthetic_splits
 from diffmic.losses import global_loss
 from diffmic.model import DiffMIC
-from diffmic.precision import bfloat16_supported, training_dtype
+from diffmic.precision import autocast, bfloat16_supported, training_dtype
 from diffmic.train import Trainer
 from diffmic.transforms import normalise
 from tests.helpers import TINY, tiny_config
