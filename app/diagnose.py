@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from diffmic.chain import DenoiseState
+from diffmic.diffusion import sampler_class
 from diffmic.ood import assessable
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICOutput, Prepared
@@ -70,16 +71,6 @@ REPLAY_OUTPUTS = ("replay", "trajectory", "bars", "replay_timer", "replay_clock"
 REDRAW_OUTPUTS = ("trajectory", "bars", "replay_clock")  # the slider moved by hand, the runs shown or hidden
 PREVIEW_SIDE = 512
 WAITING = "*Run to see the answer here.*"
-LOOK_FOR = {
-    "ddpm": (
-        "**What to look for:** near t = T the label is mostly noise, so the runs jump around the prior; "
-        "as t falls the noise is taken out and the runs settle on the answer."
-    ),
-    "ddim": (
-        "**What to look for:** DDIM walks a smooth, deterministic path from the prior to the answer in "
-        "a few steps; the runs differ only in where they started."
-    ),
-}
 
 
 def frame(**values: Any) -> tuple:
@@ -125,7 +116,7 @@ def error_frame(message: str) -> tuple:
 
 def look_for(sampler: str, samples: int) -> str:
     """The one line under the trajectory: what to look for, and what the lines and bands are."""
-    return f"{LOOK_FOR[sampler]} {figures.band_note(samples)}"
+    return f"{sampler_class(sampler).look_for} {figures.band_note(samples)}"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
+from diffmic.diffusion import SAMPLERS
+
 from . import figures, maps
 from .assets import Example, list_examples
 from .controls import scan_details
@@ -107,7 +109,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 with gr.Column(scale=3, min_width=300):
                     _title("How the label was denoised")
                     sampler = gr.Radio(
-                        ["DDPM", "DDIM"],
+                        [cls.label for cls in SAMPLERS.values()],
                         value=DEFAULT_SAMPLER,
                         label="Sampler (switching re-runs this image)",
                         elem_id="sampler",
@@ -213,7 +215,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         api_inputs = [
             gr.File(type="filepath", label="image"),
             gr.Textbox(registry.default_choice(), label="model"),
-            gr.Textbox("ddpm", label="sampler", info="ddpm or ddim"),
+            gr.Textbox("ddpm", label="sampler", info=" or ".join(SAMPLERS)),
             gr.Number(0, label="steps", precision=0, info="0 = all T steps"),
             gr.Number(1, label="samples", precision=0),
             gr.Number(0, label="seed", precision=0),

@@ -142,11 +142,6 @@ def test_the_cli_refuses_a_sampler_that_is_not_registered(tmp_path, capsys):
     assert exit_.value.code == 2 and "invalid choice: 'ddim-simplex'" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/diagnose.py still looks the line under the trajectory up in its own LOOK_FOR table, not in "
-    "the registry (sampler_class(sampler).look_for); remove this mark with that edit",
-)
 def test_the_diagnose_handler_runs_a_registered_sampler(registered, tmp_path):
     from app.diagnose import OUTPUTS, Diagnosis
     from app.models import ModelRegistry
