@@ -89,12 +89,17 @@ def run_load(
                 with lock:
                     failures.append(f"{type(err).__name__}: {err}"[:200])
 
+    run_clients(user, clients, stop_at + 30)
+    return latencies, failures
+
+
+def run_clients(user, clients: int, join_by: float) -> None:
+    """Run ``user(k)`` for k < clients on threads of their own; wait for them until monotonic ``join_by``."""
     threads = [threading.Thread(target=user, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=max(1.0, stop_at - time.monotonic() + 30))
-    return latencies, failures
+        t.join(timeout=max(1.0, join_by - time.monotonic()))
 
 
 @contextmanager
@@ -128,7 +133,8 @@ def one_mode(args: argparse.Namespace, batching: bool) -> dict:
             warm.wait()
             samples["rss_before_mb"] = rss_mb(server.pid)
 
-        threading.Thread(target=watch, daemon=True).start()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         start = time.perf_counter()
         latencies, failures = run_load(
             f"http://{HOST}:{port}/",
@@ -142,6 +148,8 @@ def one_mode(args: argparse.Namespace, batching: bool) -> dict:
             (args.sampler, args.steps, args.samples),
         )
         wall = time.perf_counter() - start
+        if warm.is_set():  # its reading is taken before the app stops (a stopping app reads 0 MB)
+            watcher.join()
         rss_after = rss_mb(server.pid)
     finally:
         stop_app(server)

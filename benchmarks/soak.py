@@ -50,7 +50,7 @@ from pathlib import Path
 
 import psutil
 from app_latency import free_port, start_app, stop_app, wait_until_up  # benchmarks/ is on sys.path
-from load import environment
+from load import environment, run_clients
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -222,11 +222,7 @@ def traffic(
                     done[kind] += 1
                     failures.append(f"{kind}: {type(err).__name__}: {err}"[:240])
 
-    threads = [threading.Thread(target=user, args=(k,), daemon=True) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=max(1.0, until - time.monotonic() + 900))
+    run_clients(user, clients, until + 900)
     return done, failures
 
 
