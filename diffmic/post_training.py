@@ -74,6 +74,7 @@ class PostTrainingFits:
         self.model.save_pretrained(self.out)
         log = {
             "train_config": asdict(self.tc),
+            "data": {"train": len(self.splits.train), "validation": len(self.splits.val)},
             "history": self.state.history,
             "train_seconds": round(self.state.train_seconds + time.monotonic() - self._tick, 1),
             "fitted": self.state.fitted,

@@ -97,6 +97,7 @@ def test_training_lowers_every_stage_loss_and_saves_the_calibrated_model(tmp_pat
     assert stages == ["global"] * 6 + ["local"] * 4 + ["cache"] + ["diffusion"] * 2
     assert model.config.temperature == log["fitted"]["temperature"] > 0
     assert list(model.config.fusion_weights) == log["fitted"]["fusion_weights"]
+    assert log["data"] == {"train": len(trainer.splits.train), "validation": len(trainer.splits.val)}
     # the timestep gains trained away from their initialisation (all 1) and vary smoothly with t
     gains = model.denoiser.gain_table()
     assert torch.all(gains_before == 1)
