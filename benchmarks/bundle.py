@@ -48,6 +48,21 @@ def caps(log: dict) -> str:
     return " ".join(f"--{k.replace('_', '-')} {tc[k]}" for k in flags if k in tc)
 
 
+def data_sentence(log: dict, size: int) -> str:
+    """How many generated images trained and validated the model (the log's ``data``; older logs: 3,000)."""
+    data = log.get("data")
+    if not data:
+        return (
+            f"3,000 generated images at {size} px (85 % training, 15 % validation for early stopping, "
+            "selection, calibration and every choice below)"
+        )
+    return (
+        f"{data['train'] + data['validation']:,} generated images at {size} px ({data['train']:,} training, "
+        f"{data['validation']:,} validation for early stopping, selection, calibration and every choice "
+        "below)"
+    )
+
+
 def cnn_sentence(cnn_log: dict) -> str:
     """How the plain-CNN baseline came to be."""
     if cnn_log.get("exported_from"):
@@ -65,15 +80,14 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
     lines = [
         "## Data",
         "",
-        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({GENERATORS[task].description}). 3,000 "
-        "generated images at 256 px (85 % training, 15 % validation for early stopping, selection, "
-        "calibration and every choice below); the test figures use held-out generated images whose indices "
+        f"Synthetic **{task}** images from `diffmic.data.synthetic` ({GENERATORS[task].description}). "
+        f"{data_sentence(log, cfg.input_size)}; the test figures use held-out generated images whose indices "
         "were never used in training or validation.",
         "",
         "## Training",
         "",
         "```bash",
-        f"python -m diffmic train --task {task} --out runs/{task} {caps(log)}".rstrip(),
+        log.get("command") or f"python -m diffmic train --task {task} --out runs/{task} {caps(log)}".rstrip(),
         (
             f"python -m diffmic.baseline --from-model runs/{task} --out runs/cnn_{task}   # the baseline"
             if cnn_log.get("exported_from")

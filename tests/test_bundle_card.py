@@ -1,0 +1,24 @@
+"""The model card ``benchmarks/bundle.py`` writes says how the bundled model was trained, from its log."""
+
+from benchmarks.bundle import card, data_sentence
+from tests.helpers import tiny_model
+
+
+def test_the_card_gives_the_logged_data_and_command():
+    model = tiny_model(5)
+    log = {
+        "data": {"train": 28000, "validation": 2000},
+        "command": "python -m diffmic train --task fundus --train-size 30000 --out runs/fundus",
+        "history": [{"stage": "global", "epoch": 16}],
+        "train_config": {"patience": 3},
+    }
+    text = card("fundus", model, log, {}, {}, {})
+    assert "30,000 generated images" in text and "28,000 training, 2,000 validation" in text
+    assert log["command"] in text and "global 16 epochs" in text
+
+
+def test_an_old_log_without_data_keeps_the_old_sentence():
+    assert data_sentence({}, 256).startswith("3,000 generated images at 256 px")
+    assert data_sentence({"data": {"train": 85, "validation": 15}}, 64).startswith(
+        "100 generated images at 64"
+    )
