@@ -4,6 +4,7 @@ validation-based selection as DiffMIC's global stage: by the same loop (``stage_
 checkpoint and resume), on the same batches. Saved like a DiffMIC (``config.json`` + ``model.safetensors``).
 
     python -m diffmic.baseline --task fundus --out runs/cnn_fundus          # train one
+    python -m diffmic.baseline --like runs/fundus --out runs/cnn_fundus     # with a DiffMIC run's recipe
     python -m diffmic.baseline --from-model runs/fundus --out runs/cnn_fundus  # export DCG stage 1's
 
 DiffMIC's stage 1 trains exactly this network by exactly this recipe, so the second command gives the
@@ -34,11 +35,24 @@ from .metrics import macro_f1
 from .model import DiffMIC
 from .precision import autocast
 from .stage_loop import StageLoop
-from .tasks import generated_tasks
+from .tasks import TASKS, generated_tasks
 from .train_config import STAGES, TrainConfig, TrainState
 from .transforms import normalise
 
 STAGE = STAGES[0]  # the baseline is DiffMIC's global stage
+# the settings of TrainConfig that shape the global stage: "the same recipe" means these are equal
+RECIPE_FIELDS = (
+    "global_epochs",
+    "patience",
+    "batch_size",
+    "global_lr",
+    "weight_decay",
+    "ema_decay",
+    "grad_clip",
+    "augment",
+    "precision",
+    "seed",
+)
 
 
 @dataclass
@@ -187,10 +201,11 @@ class BaselineTrainer(StageLoop):
         return {"macro_f1": f1, "score": f1}
 
     def _finish_stage(self, stage: str) -> None:
-        """The best EMA weights saved in ``out`` with the log."""
+        """The best EMA weights saved in ``out`` with the log (the state and the recipe trained by)."""
         self._restore_best()
         self.model.save_pretrained(self.out)
-        (self.out / "train_log.json").write_text(json.dumps(dataclasses.asdict(self.state), indent=2))
+        log = {"recipe": recipe(self.tc, self.splits), **dataclasses.asdict(self.state)}
+        (self.out / "train_log.json").write_text(json.dumps(log, indent=2))
 
     def run(self) -> TrainState:
         """Train (resuming from ``out/checkpoint.pt``) to the epoch cap or patience; the state at the end."""
@@ -205,6 +220,30 @@ def train_cnn(config: CNNConfig, splits: Splits, out: Path, tc: TrainConfig) -> 
     ``out``: the best EMA weights (``config.json``, ``model.safetensors``), ``train_log.json`` and a
     checkpoint that a larger epoch cap continues."""
     return BaselineTrainer(config, splits, dataclasses.replace(tc, out_dir=str(out))).run()
+
+
+def recipe(tc: TrainConfig, splits: Splits) -> dict:
+    """What a global-stage training was: its RECIPE_FIELDS and how many images it trained and validated on."""
+    return {
+        **{k: getattr(tc, k) for k in RECIPE_FIELDS},
+        "data": {"train": len(splits.train), "validation": len(splits.val)},
+    }
+
+
+def recipe_of_run(run: str | Path) -> tuple[CNNConfig, TrainConfig, int]:
+    """The baseline a finished DiffMIC run implies: its global network's config, its training settings of the
+    global stage (RECIPE_FIELDS; the rest default) and its number of generated images (train + validation)."""
+    run = Path(run)
+    try:
+        cfg = DiffMICConfig.load(run / hub.CONFIG_NAME)
+        log = json.loads((run / "train_log.json").read_text())
+        settings, data = log["train_config"], log["data"]
+    except (OSError, KeyError, json.JSONDecodeError) as err:
+        raise hub.ModelLoadError(
+            f"{run} is not a finished DiffMIC run with its data sizes logged ({err})"
+        ) from err
+    tc = TrainConfig(**{k: settings[k] for k in RECIPE_FIELDS if k in settings})
+    return CNNConfig.like(cfg), tc, int(data["train"]) + int(data["validation"])
 
 
 def export_global_network(model_folder: str | Path, out: Path) -> CNNClassifier:
@@ -226,29 +265,39 @@ def main() -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", choices=generated_tasks(), help="train on a generated task")
     src.add_argument("--from-model", help="export the global network of a trained DiffMIC folder")
+    src.add_argument("--like", help="train one by the recipe of a finished DiffMIC run (its global stage)")
     p.add_argument("--out", required=True)
     p.add_argument("--backbone", default=d.global_backbone)
     p.add_argument("--epochs", type=int, default=t.global_epochs)
     p.add_argument("--patience", type=int, default=t.patience)
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument("--train-size", type=int, default=3000)
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--input-scale", type=int, default=d.local_scale)
+    p.add_argument("--max-minutes", type=float, help="stop after a checkpoint; run again to resume")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     args = p.parse_args()
     if args.from_model:
         export_global_network(args.from_model, Path(args.out))
         return
-    splits = synthetic_splits(args.task, args.train_size, 0, args.image_size * args.input_scale, seed=0)
-    config = CNNConfig(
-        splits.class_names,
-        splits.ordinal,
-        args.task,
-        args.backbone,
-        args.image_size,
-        args.input_scale,
-        output_stride=d.output_stride,
-        top_percent=d.top_percent,
-    )
-    tc = TrainConfig(global_epochs=args.epochs, patience=args.patience)
+    if args.like:
+        config, tc, train_size = recipe_of_run(args.like)
+        task = config.task
+    else:
+        task, train_size = args.task, args.train_size
+        config = CNNConfig(
+            list(TASKS[task].class_names),
+            TASKS[task].ordinal,
+            task,
+            args.backbone,
+            args.image_size,
+            args.input_scale,
+            output_stride=d.output_stride,
+            top_percent=d.top_percent,
+        )
+        tc = TrainConfig(global_epochs=args.epochs, patience=args.patience, batch_size=args.batch_size)
+    splits = synthetic_splits(task, train_size, 0, config.input_size, seed=tc.seed)
+    tc = dataclasses.replace(tc, max_minutes=args.max_minutes, device=args.device)
     train_cnn(config, splits, Path(args.out), tc)
 
 

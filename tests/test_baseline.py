@@ -1,7 +1,9 @@
 """The plain-CNN baseline: DiffMIC's global network as a classifier of its own, trained or exported."""
 
+import dataclasses
 import json
 
+import pytest
 import torch
 
 from diffmic.baseline import CNNClassifier, CNNConfig, export_global_network, predict_probs, train_cnn
@@ -40,3 +42,37 @@ def test_training_learns_saves_the_best_and_resumes(tmp_path):
     probs = predict_probs(CNNClassifier.from_pretrained(tmp_path), data.val)
     accuracy = (probs.argmax(-1) == data.val.labels).mean()
     assert accuracy > 0.6, accuracy  # the colour squares are learnt (chance: 1/3)
+
+
+def test_the_baseline_trained_like_a_run_reports_that_runs_recipe(tmp_path):
+    """``--like RUN``: the CNN is the run's global network, trained by the run's global-stage settings; its
+    log reports the recipe it was trained by, and that recipe is the run's."""
+    from diffmic.baseline import RECIPE_FIELDS, recipe_of_run
+
+    run = tmp_path / "run"
+    model = tiny_model(3, top_percent=0.25)
+    model.save_pretrained(run)
+    run_tc = TrainConfig(global_epochs=2, patience=4, batch_size=8, global_lr=2e-3, seed=3, lr=5e-4)
+    data = splits()
+    log = {
+        "train_config": dataclasses.asdict(run_tc),
+        "data": {"train": len(data.train), "validation": len(data.val)},
+    }
+    (run / "train_log.json").write_text(json.dumps(log, default=str))
+    config, tc, size = recipe_of_run(run)
+    assert config == CNNConfig.like(model.config) and size == len(data.train) + len(data.val)
+    assert tc.lr == TrainConfig().lr  # the denoiser's settings are not the baseline's
+    train_cnn(config, data, tmp_path / "cnn", tc)
+    reported = json.loads((tmp_path / "cnn" / "train_log.json").read_text())["recipe"]
+    assert reported == {**{k: getattr(run_tc, k) for k in RECIPE_FIELDS}, "data": log["data"]}
+    assert CNNClassifier.from_pretrained(tmp_path / "cnn").config.to_dict() == config.to_dict()
+
+
+def test_a_run_without_its_data_sizes_is_refused(tmp_path):
+    from diffmic.baseline import recipe_of_run
+    from diffmic.hub import ModelLoadError
+
+    tiny_model(3).save_pretrained(tmp_path)
+    (tmp_path / "train_log.json").write_text(json.dumps({"train_config": {}}))
+    with pytest.raises(ModelLoadError, match="data sizes"):
+        recipe_of_run(tmp_path)
