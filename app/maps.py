@@ -1,6 +1,8 @@
 """Where the model looked, drawn for the page from a ``DiffMICOutput`` (``diffmic.drawing`` does the
-drawing): the original, a heat map over it at a chosen opacity, the ROI boxes numbered by rank and the
-crops in rank order. Maps are drawn at ``MAP_SIDE`` pixels and shown at least 384 px wide.
+drawing): the original, a heat map over it at a chosen opacity, the ROI boxes numbered by rank (each rank
+its colour) and the crops in rank order, enlarged pixel for pixel (``CROP_SIDE``) in their box's colour
+with their size in the model's pixels. Maps are drawn at ``MAP_SIDE`` pixels and shown at least 384 px
+wide.
 
 What is kept between events (the opacity slider and the map menu redraw without a new run) is a
 ``MapData``: the model's view of the image and the two maps. Grad-CAM needs a backward pass, so a run
@@ -15,10 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import colormaps
 
-from diffmic.drawing import DEFAULT_CMAP, draw_rois, overlay, upscale
+from diffmic.drawing import DEFAULT_CMAP, draw_rois, overlay, pixel_patch, roi_colour, upscale
 from diffmic.pipeline import DiffMICOutput
 
 MAP_SIDE = 512
+CROP_SIDE = 192  # a patch is enlarged by a whole factor to at most this (64 px: 3 x)
+CROP_FRAME = 6
 DEFAULT_OPACITY = 0.5
 HEAT_MAPS = {
     "DCG evidence (CAM)": "saliency",
@@ -82,10 +86,14 @@ def roi_image(output: DiffMICOutput) -> np.ndarray:
 
 
 def roi_crops(output: DiffMICOutput) -> list[tuple[np.ndarray, str]]:
-    """The crops in rank order, captioned "rank · attention weight"."""
+    """The crops in rank order, enlarged pixel for pixel and framed in their box's colour, captioned
+    "rank · attention weight · width×height px" (the size of the crop in the model's view)."""
     rois = output.rois
     return [
-        (crop, f"{rank} · {weight:.2f}")
+        (
+            pixel_patch(crop, CROP_SIDE, roi_colour(rank - 1), CROP_FRAME),
+            f"{rank} · {weight:.2f} · {crop.shape[1]}×{crop.shape[0]} px",
+        )
         for rank, (crop, weight) in enumerate(zip(rois.crops, rois.attention, strict=True), start=1)
     ]
 
