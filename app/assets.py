@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffmic.class_match import class_index, normalise_name  # noqa: F401 - one rule for names, re-exported
 from diffmic.tasks import TASKS
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".dcm")
@@ -41,26 +42,11 @@ class Example:
         return np.asarray(image)
 
 
-def normalise_name(text: str) -> str:
-    """Lower-case letters and digits, without a leading ``<number>_`` (``02_Moderate`` → ``moderate``)."""
-    text = re.sub(r"^\d+[_\- ]+", "", text.strip())
-    return re.sub(r"[^a-z0-9]+", "", text.lower())
-
-
 def label_from_filename(path: Path) -> str:
     """``2_moderate_0.png`` → ``moderate`` (class index, trailing number and extension dropped)."""
     stem = re.sub(r"[_\- ]\d+$", "", path.stem)
     stem = re.sub(r"^\d+[_\- ]+", "", stem)
     return stem.replace("_", " ").strip() or path.stem
-
-
-def class_index(label: str, class_names: list[str]) -> int | None:
-    """The index of ``label`` among ``class_names`` (names compared loosely), or None."""
-    wanted = normalise_name(label)
-    for i, name in enumerate(class_names):
-        if normalise_name(name) == wanted:
-            return i
-    return None
 
 
 def _task_classes(task: str) -> list[str]:

@@ -177,31 +177,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate on held-out generated images or a dataset folder."""
-    from .data.datasets import FileDataset, synthetic_splits
+    """Evaluate on held-out generated images or a dataset folder (its classes matched to the model's by
+    ``class_match``, as the app's Evaluate tab matches them)."""
+    from .class_match import match_dataset, require_same_classes
+    from .data.datasets import synthetic_splits
     from .data.readers import read_dataset
     from .evaluate import evaluate, format_table
     from .pipeline import DiffMICPipeline
 
     pipe = DiffMICPipeline.from_pretrained(args.model, device=args.device)
     cfg = pipe.config
+    skipped: dict[str, int] = {}
     if args.task:
+        require_same_classes(TASKS[args.task].class_names, cfg.class_names, f"the {args.task} task")
         dataset = synthetic_splits(args.task, 0, args.test_size, cfg.input_size, seed=args.seed).test
     elif args.test_split:
         dataset = _folder_splits(args.data, cfg, args.split_seed).test
     else:
-        folder = read_dataset(args.data)
-        if folder.class_names != cfg.class_names:
-            raise CLIError(
-                f"the dataset's classes {folder.class_names} differ from the model's {cfg.class_names}"
-            )
-        dataset = FileDataset(
-            [r.path for r in folder.records],
-            [r.label for r in folder.records],
-            cfg.input_size,
-            preprocessing(cfg.task).square,
-        )
+        matched = match_dataset(read_dataset(args.data), cfg.class_names)
+        if matched.skipped:
+            print(f"warning: skipped {matched.skipped_sentence()}", file=sys.stderr)
+        skipped = matched.skipped
+        dataset = matched.dataset(cfg)
     report = evaluate(pipe, dataset, sampling_options(args), progress=sys.stderr.isatty())
+    report["skipped"] = skipped
     print(json.dumps(report) if args.json else format_table(report))
     return 0
 

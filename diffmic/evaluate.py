@@ -35,13 +35,14 @@ def predict_dataset(
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Labels, priors (global/local/fused), DiffMIC's chain probabilities (B, N, C) and final label
-    vectors y0 for a whole dataset. Batch b's chains are seeded with ``options.seed + first index``."""
+    vectors y0 for a whole dataset. Batch b's chains are seeded with ``options.seed + first index``; with
+    ``progress``, a tqdm bar counts the images scored."""
     out: dict[str, list[np.ndarray]] = {
         k: [] for k in ("labels", "global", "local", "fused", "diffmic", "y0")
     }
     cfg = pipe.config
-    starts = range(0, len(dataset), batch_size)
-    for start in tqdm(starts, desc="evaluate", disable=not progress, leave=False):
+    bar = tqdm(total=len(dataset), desc="scoring", unit="images", disable=not progress, leave=False)
+    for start in range(0, len(dataset), batch_size):
         idx = np.arange(start, min(start + batch_size, len(dataset)))
         pixels, labels = batch_of(dataset, idx)
         x = normalise(pixels.numpy(), cfg).to(pipe.model.device)
@@ -53,6 +54,8 @@ def predict_dataset(
         out["fused"].append(g.fused_prior.cpu().numpy())
         out["diffmic"].append(state.probs.cpu().numpy())
         out["y0"].append(state.sample.cpu().numpy())
+        bar.update(len(idx))  # the bar counts images, whatever the batch size
+    bar.close()
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
