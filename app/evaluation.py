@@ -1,37 +1,44 @@
 """Handlers of the Evaluate tab: a zipped labelled dataset, or generated test images, in; metrics, a
-confusion matrix and a per-image table out.
+confusion matrix and a per-image table out (``EvalOutputs``).
 
 The zip is checked and extracted by ``diffmic.data.archive.extracted_zip`` (into a temporary folder that
 is removed afterwards), read by ``diffmic.data.readers.read_dataset`` (a folder per class, ISIC 2018 or
-APTOS 2019 CSV + images), and scored by ``diffmic.evaluate.evaluate``; its tqdm bar drives the page's
-progress bar. Visitors without a dataset can score held-out generated images of a built-in task
-(``diffmic.data.datasets.synthetic_splits``).
+APTOS 2019 CSV + images), its classes matched to the model's by ``diffmic.class_match`` (as ``python -m
+diffmic evaluate`` matches them), its images preprocessed as the pipeline preprocesses the model's (the
+task's square: crop or keep the aspect), and scored by ``diffmic.evaluate.evaluate`` with Diagnose's
+estimator by default; its tqdm bar, counting images, drives the page's progress bar. Visitors without a
+dataset can score held-out generated images of a built-in task (``diffmic.data.datasets.synthetic_splits``),
+each row of the results beside the best accuracy possible on those images (the Bayes ceiling).
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
+import plotly.graph_objects as go
 import torch
 from torch.utils.data import Dataset
 
+from diffmic.class_match import ClassMismatch, match_dataset, require_same_classes
 from diffmic.data.datasets import FileDataset
+from diffmic.diffusion import sampler_class
 from diffmic.imageio import ImageLoadError
 from diffmic.options import SamplingOptions
 
 from . import figures, report
-from .assets import class_index
+from .confusion_figure import confusion_figure
 from .controls import sampling_options, upload_path
 from .errors import EXPECTED, UserError, error_markdown, on_error
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder
-from .settings import EVAL_MAX_IMAGES, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
+from .settings import DEFAULT_OPTIONS, EVAL_MAX_IMAGES, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 
 METHOD_NAMES = {
     "diffmic": "**DiffMIC**",
+    "diffmic_single": "DiffMIC, 1 run (a sample)",
     "fused": "fused prior",
     "global": "global prior",
     "local": "local prior",
@@ -40,6 +47,21 @@ TABLE_HEADERS = ["file", "true class", "predicted class", "correct"]
 COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["33%", "18%", "18%", "18%", "13%"]}
 # what a dataset can get wrong: the archive and reader errors say what, in a sentence
 DATA_ERRORS = (*EXPECTED, ValueError, FileNotFoundError)
+SAMPLE_CONSEQUENCE = "1 run is a sample: its calibration is worse by design"
+BATCH_SIZE = 16  # images scored together
+
+
+class EvalOutputs(NamedTuple):
+    """What an Evaluate handler returns, in the order of the tab's outputs."""
+
+    metrics: str  # Markdown: headline, estimator, per-method table, notes
+    confusion: go.Figure
+    table: dict  # gr.update of the per-image Dataframe
+    table_csv: str | None  # the per-image table as a CSV file
+    error: dict  # gr.update of the error box
+
+
+EVAL_OUTPUTS = EvalOutputs._fields
 
 
 class NamedFileDataset(FileDataset):
@@ -62,36 +84,80 @@ def dataset_root(folder: Path) -> Path:
             return folder
 
 
-def map_labels(dataset_classes: list[str], model_classes: list[str]) -> list[int | None]:
-    """For each dataset class, the index of the model class with the same name (loosely compared), or None."""
-    return [class_index(name, model_classes) for name in dataset_classes]
+def steps_phrase(steps: int | None) -> str:
+    """``"all T steps"`` or ``"50 steps"``."""
+    return "all T steps" if steps is None else f"{steps} steps"
+
+
+def diagnose_estimator() -> str:
+    """Diagnose's estimator in words: "the mean of 8 runs (DDPM, all T steps)"."""
+    how = f"{sampler_class(DEFAULT_OPTIONS.sampler).label}, {steps_phrase(DEFAULT_OPTIONS.steps)}"
+    return f"the mean of {DEFAULT_OPTIONS.samples} runs ({how})"
+
+
+def is_diagnose_estimator(result: dict[str, Any], timesteps: int) -> bool:
+    """Whether ``result`` was scored with Diagnose's sampler, steps (all T however given) and runs."""
+    ran = (result["sampler"], result["steps"] or timesteps, result["samples"])
+    return ran == (DEFAULT_OPTIONS.sampler, DEFAULT_OPTIONS.steps or timesteps, DEFAULT_OPTIONS.samples)
+
+
+def estimator_note(result: dict[str, Any], timesteps: int) -> str:
+    """How DiffMIC was scored: with Diagnose's estimator, or otherwise (1 run: a sample) and what it costs."""
+    if is_diagnose_estimator(result, timesteps):
+        return f"DiffMIC is scored with Diagnose's estimator, {diagnose_estimator()}: Diagnose's answer."
+    if result["samples"] == 1:
+        return (
+            f"**1 run per image**: faster, but {SAMPLE_CONSEQUENCE}. Diagnose answers with "
+            f"{diagnose_estimator()}, the default here."
+        )
+    return (
+        f"DiffMIC scored on the mean of {result['samples']} runs per image; Diagnose answers with "
+        f"{diagnose_estimator()}, the default here."
+    )
 
 
 def metrics_markdown(
-    result: dict[str, Any], what: str, source: str, skipped: str, best: float | None = None
+    result: dict[str, Any],
+    what: str,
+    source: str,
+    timesteps: int,
+    skipped: str = "",
+    best: float | None = None,
 ) -> str:
-    """Headline metrics of DiffMIC and of its priors (and ``best``, the best accuracy possible on these
-    images, for generated ones)."""
+    """Headline metrics of DiffMIC (and of one of its runs alone) and of its priors; with ``best``, the best
+    accuracy possible on these images (generated ones), beside each row's accuracy."""
     kappa = "quadratic-weighted κ" if result["diffmic"].get("kappa_weights") == "quadratic" else "Cohen's κ"
-    steps = result["steps"] or "all T"
+    ceiling = "" if best is None else f" {best:.3f} |"
     lines = [
         f"### Accuracy {result['diffmic']['accuracy']:.3f} · macro-F1 {result['diffmic']['macro_f1']:.3f} · "
         f"{kappa} {result['diffmic']['kappa']:.3f}",
-        f"{result['n']} {what} · {source} · {str(result['sampler']).upper()}, {steps} steps, "
-        f"{result['samples']} run(s) per image" + (f" · {skipped}" if skipped else ""),
+        f"{result['n']} {what} · {source} · {str(result['sampler']).upper()}, "
+        f"{steps_phrase(result['steps'])}, {result['samples']} run(s) per image",
         "",
-        f"| method | accuracy | macro-F1 | {kappa} | ECE |",
-        "|---|---:|---:|---:|---:|",
+        estimator_note(result, timesteps),
     ]
-    for key in ("diffmic", "fused", "global", "local"):
+    if skipped:
+        lines += ["", f"**Skipped:** {skipped}."]
+    lines += [
+        "",
+        f"| method | accuracy |{' best possible |' if best is not None else ''} macro-F1 | {kappa} | ECE |",
+        f"|---|---:|{'---:|' if best is not None else ''}---:|---:|---:|",
+    ]
+    for key in ("diffmic", "diffmic_single", "fused", "global", "local"):
+        if key not in result:  # a single run only when DiffMIC averaged several
+            continue
         m = result[key]
         lines.append(
-            f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
+            f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} |{ceiling} {m['macro_f1']:.3f} | "
             f"{m['kappa']:.3f} | {m['ece']:.3f} |"
         )
-    if best is not None:
-        lines.append(f"| best possible on these images | {best:.3f} | | | |")
     lines += ["", "ECE: expected calibration error (0 = the probabilities are honest)."]
+    if "diffmic_single" in result:
+        lines += [
+            "",
+            f"*DiffMIC, 1 run*: the first run of each image alone, what a 1-run setting scores; "
+            f"{SAMPLE_CONSEQUENCE}.",
+        ]
     if best is not None:
         lines += [
             "",
@@ -106,21 +172,21 @@ def metrics_markdown(
     return "\n".join(lines)
 
 
-def cleared(error: str | None = None) -> tuple:
+def cleared(error: str | None = None) -> EvalOutputs:
     """Every result emptied (new inputs, or a failure whose message ``error`` is shown)."""
     box = (
         gr.update(value=error_markdown(error), visible=True) if error else gr.update(value="", visible=False)
     )
-    return (
-        "",
-        figures.empty_figure("Confusion matrix", 420),
-        gr.update(value=[], headers=TABLE_HEADERS),
-        None,
-        box,
+    return EvalOutputs(
+        metrics="",
+        confusion=figures.empty_figure("Confusion matrix", 420),
+        table=gr.update(value=[], headers=TABLE_HEADERS),
+        table_csv=None,
+        error=box,
     )
 
 
-def error_outputs(message: str) -> tuple:
+def error_outputs(message: str) -> EvalOutputs:
     """The outputs of a failed evaluation: the message, no stale results."""
     return cleared(message)
 
@@ -142,6 +208,11 @@ def generated_note(task: str | None) -> tuple[str, bool]:
     )
 
 
+def class_mismatch(err: ClassMismatch) -> UserError:
+    """The package's class-matching refusal, as the page shows it (the CLI prints the same message)."""
+    return UserError(str(err))
+
+
 class Evaluation:
     """The Evaluate tab's handlers, bound to a model registry."""
 
@@ -149,8 +220,10 @@ class Evaluation:
         self.registry = registry
 
     def _options(self, selection: Selection, sampler: str, steps: Any, samples: Any) -> SamplingOptions:
+        """The controls as SamplingOptions (the seed is Diagnose's default: Evaluate has no seed control)."""
+        timesteps = selection.pipe.config.timesteps
         return sampling_options(
-            sampler, steps, samples, 0, selection.pipe.config.timesteps, max_samples=MAX_EVAL_SAMPLES
+            sampler, steps, samples, DEFAULT_OPTIONS.seed, timesteps, max_samples=MAX_EVAL_SAMPLES
         )
 
     @on_error(error_outputs, "evaluation", DATA_ERRORS)
@@ -162,7 +235,7 @@ class Evaluation:
         steps: Any,
         samples: Any,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
-    ) -> tuple:
+    ) -> EvalOutputs:
         """Metrics (Markdown), confusion matrix, per-image table, its CSV, and the error box."""
         from diffmic.data.archive import extracted_zip
 
@@ -185,10 +258,11 @@ class Evaluation:
         steps: Any,
         samples: Any,
         progress: gr.Progress = gr.Progress(track_tqdm=True),
-    ) -> tuple:
-        """The same results on held-out generated test images of the model's (built-in) task."""
+    ) -> EvalOutputs:
+        """The same results on held-out generated test images of the model's (built-in) task, each row
+        beside the best accuracy possible on them."""
         from diffmic.data.datasets import synthetic_splits
-        from diffmic.data.synthetic.ceiling import best_possible
+        from diffmic.data.synthetic.ceiling import best_possible, tasks_with_law
 
         selection = self.registry.get(model_choice)
         note, usable = generated_note(selection.task)
@@ -197,13 +271,15 @@ class Evaluation:
         options = self._options(selection, sampler, steps, samples)
         progress(0, desc=f"generating {GENERATED_TEST_IMAGES} test images")
         splits = synthetic_splits(selection.task, 0, GENERATED_TEST_IMAGES, selection.pipe.config.input_size)
-        model_classes = list(selection.pipe.config.class_names)
-        if [class_index(n, model_classes) for n in splits.class_names] != list(range(len(model_classes))):
-            raise UserError(
-                f"this model's classes ({', '.join(model_classes)}) are not the {selection.task} task's"
+        try:
+            require_same_classes(
+                splits.class_names, selection.pipe.config.class_names, f"the {selection.task} task"
             )
+        except ClassMismatch as err:
+            raise class_mismatch(err) from err
         names = [f"generated #{i + 1}" for i in range(len(splits.test))]
-        best = best_possible(selection.task, len(splits.test))
+        has_law = selection.task in tasks_with_law()
+        best = best_possible(selection.task, len(splits.test)) if has_law else None
         return self._score(selection, splits.test, names, options, "generated test images", "", best)
 
     def generated_button(self, model_choice: str) -> tuple:
@@ -220,11 +296,12 @@ class Evaluation:
         what: str,
         skipped: str,
         best: float | None = None,
-    ) -> tuple:
+    ) -> EvalOutputs:
         from diffmic.evaluate import evaluate
 
-        result = evaluate(selection.pipe, dataset, options, batch_size=16, progress=True)
-        classes = list(selection.pipe.config.class_names)
+        cfg = selection.pipe.config
+        result = evaluate(selection.pipe, dataset, options, batch_size=BATCH_SIZE, progress=True)
+        classes = list(cfg.class_names)
         headers, rows = per_image_rows(result, names, classes)
         csv_path = new_run_folder("evaluate") / "diffmic-evaluation.csv"
         with csv_path.open("w", newline="") as f:
@@ -232,42 +309,33 @@ class Evaluation:
             writer.writerow(headers)
             writer.writerows(rows)
         notice = f"\n\n**Note:** {selection.notice}" if selection.notice else ""
-        return (
-            metrics_markdown(result, what, selection.source, skipped, best) + notice,
-            figures.confusion_figure(result["diffmic"]["confusion_matrix"], classes),
-            gr.update(
+        return EvalOutputs(
+            metrics=metrics_markdown(result, what, selection.source, cfg.timesteps, skipped, best) + notice,
+            confusion=confusion_figure(result["diffmic"]["confusion_matrix"], classes),
+            table=gr.update(
                 value=[[*r[:-1], "yes" if r[-1] else "no"] for r in rows],
                 headers=headers,
                 column_widths=COLUMN_WIDTHS[len(headers)],
             ),
-            str(csv_path),
-            gr.update(value="", visible=False),
+            table_csv=str(csv_path),
+            error=gr.update(value="", visible=False),
         )
 
     @staticmethod
-    def _dataset(root: Path, selection: Selection) -> tuple[NamedFileDataset, list[str], str]:
+    def _dataset(root: Path, selection: Selection) -> tuple[Dataset, list[str], str]:
+        """The dataset under ``root`` as the model's classes (``class_match``, as the CLI), preprocessed as
+        the pipeline does; its files relative to ``root``; what was skipped, in a sentence."""
         from diffmic.data.readers import read_dataset
 
-        model_classes = list(selection.pipe.config.class_names)
-        data = read_dataset(root)
-        mapping = map_labels(list(data.class_names), model_classes)
-        keep = [r for r in data.records if mapping[r.label] is not None]
-        unknown = sorted({data.class_names[r.label] for r in data.records if mapping[r.label] is None})
-        if not keep:
-            raise UserError(
-                f"none of the dataset's classes ({', '.join(data.class_names)}) is a class of this model "
-                f"({', '.join(model_classes)})"
-            )
-        if len(keep) > EVAL_MAX_IMAGES:
-            raise UserError(f"the dataset has {len(keep)} images; the limit here is {EVAL_MAX_IMAGES}")
-        skipped = ""
-        if unknown:
-            n = len(data.records) - len(keep)
-            skipped = f"{n} image(s) of classes this model does not know were skipped ({', '.join(unknown)})"
-        paths = [r.path for r in keep]
-        labels = [int(mapping[r.label]) for r in keep]  # type: ignore[arg-type]
-        rel = [p.relative_to(root).as_posix() for p in paths]
-        return NamedFileDataset(paths, labels, selection.pipe.config.input_size), rel, skipped
+        try:
+            matched = match_dataset(read_dataset(root), selection.pipe.config.class_names)
+        except ClassMismatch as err:
+            raise class_mismatch(err) from err
+        if len(matched.paths) > EVAL_MAX_IMAGES:
+            n = len(matched.paths)
+            raise UserError(f"the dataset has {n} images; the limit here is {EVAL_MAX_IMAGES}")
+        rel = [p.relative_to(root).as_posix() for p in matched.paths]
+        return matched.dataset(selection.pipe.config, NamedFileDataset), rel, matched.skipped_sentence()
 
 
 def per_image_rows(

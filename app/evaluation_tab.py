@@ -1,22 +1,32 @@
-"""The Evaluate tab's layout and events (handlers: ``evaluation.Evaluation``)."""
+"""The Evaluate tab's layout and events (handlers: ``evaluation.Evaluation``). Its sampler, steps and runs
+start at Diagnose's defaults (``settings.DEFAULT_OPTIONS``), so DiffMIC is scored as Diagnose answers."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from diffmic.class_match import RULE
 from diffmic.diffusion import SAMPLERS
 
 from . import figures
-from .evaluation import COLUMN_WIDTHS, TABLE_HEADERS, Evaluation, cleared, generated_note
+from .evaluation import (
+    COLUMN_WIDTHS,
+    EVAL_OUTPUTS,
+    SAMPLE_CONSEQUENCE,
+    TABLE_HEADERS,
+    Evaluation,
+    cleared,
+    diagnose_estimator,
+    generated_note,
+)
 from .gpu import on_gpu
 from .models import ModelRegistry
-from .settings import EVAL_DEFAULT, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
+from .settings import DEFAULT_OPTIONS, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
 
 DEFAULTS_NOTE = (
-    f"Defaults here: {EVAL_DEFAULT.sampler.upper()}, {EVAL_DEFAULT.steps} steps, {EVAL_DEFAULT.samples} run "
-    "per image, so a whole dataset finishes in reasonable time on a CPU. Diagnose uses DDPM with all T steps "
-    "and 8 runs for one image (the paper's setting): more accurate, and far slower per image."
+    f"Defaults: Diagnose's estimator, {diagnose_estimator()} per image, so the scores are those of the "
+    f"answers Diagnose gives. Faster: Runs per image = 1 ({SAMPLE_CONSEQUENCE}); DDIM with fewer steps."
 )
 
 
@@ -26,8 +36,9 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
     gr.Markdown(
         "Upload a **.zip** of a labelled dataset: one folder per class (`Moderate/img1.png`, …), an "
         "ISIC 2018 ground-truth CSV with its images, or an APTOS 2019 `train.csv` with "
-        "`train_images/`. Class names must match the model's classes. The zip is checked before "
-        "anything is extracted (no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
+        f"`train_images/`. Classes are matched to the model's by name ({RULE}); images of other "
+        "classes are skipped, and the results say which. The zip is checked before anything is extracted "
+        "(no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
     )
     note, usable = generated_note(registry.task_of(registry.default_choice(), load=False))
     with gr.Row(equal_height=False):
@@ -48,17 +59,24 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
             with gr.Row():
                 sampler = gr.Radio(
                     [cls.label for cls in SAMPLERS.values()],
-                    value=SAMPLERS[EVAL_DEFAULT.sampler].label,
+                    value=SAMPLERS[DEFAULT_OPTIONS.sampler].label,
                     label="Sampler",
+                    elem_id="eval-sampler",
                 )
                 steps = gr.Slider(
                     minimum=1,
                     step=1,
                     label="Steps",
-                    **steps_range(registry, registry.default_choice(), EVAL_DEFAULT.sampler),
+                    elem_id="eval-steps",
+                    **steps_range(registry, registry.default_choice(), DEFAULT_OPTIONS.sampler),
                 )
                 samples = gr.Slider(
-                    1, MAX_EVAL_SAMPLES, value=EVAL_DEFAULT.samples, step=1, label="Runs per image"
+                    1,
+                    MAX_EVAL_SAMPLES,
+                    value=DEFAULT_OPTIONS.samples,
+                    step=1,
+                    label="Runs per image",
+                    elem_id="eval-samples",
                 )
             gr.Markdown(DEFAULTS_NOTE, elem_classes="map-note")
     metrics = gr.Markdown("", elem_id="eval-metrics")
@@ -79,7 +97,8 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
             )
     table_csv = gr.File(label="Per-image results (CSV)", interactive=False, height=90, elem_id="eval-csv")
 
-    outputs = [metrics, confusion, table, table_csv, error]
+    shown = dict(metrics=metrics, confusion=confusion, table=table, table_csv=table_csv, error=error)
+    outputs = [shown[name] for name in EVAL_OUTPUTS]  # the handlers return EvalOutputs, in this order
     private = dict(api_visibility="private")
     busy = dict(concurrency_limit=1, concurrency_id="evaluate")
     run.click(
