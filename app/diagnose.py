@@ -1,15 +1,16 @@
 """Handlers of the Diagnose tab: the streamed run, Stop, clearing stale results, redrawing the maps, and
 the ``predict`` API.
 
+An upload is decoded once (``uploads.Uploads``): the preview shows that decode and the run uses it.
 ``Diagnosis.run`` maps the items of ``DiffMICPipeline.run`` to frames: the ``Prepared`` image gives the
-first frame (the image, the prior), the ``DenoiseState``\\ s give at most one frame every
-``STREAM_INTERVAL_S`` (trajectory, counter), and the ``DiffMICOutput`` gives the final frame
-(answer card, maps, details, the CSV and JSON downloads, the replay slider). What a run does not need is
-made when asked for: Grad-CAM when the map menu shows it (``maps.MapData``), the publication PNG when its
-button is pressed (``figure``), a replay frame when the replay slider moves or plays (``replay``: views of
-the pipeline's own trajectory). Every frame is a tuple in the order of ``OUTPUTS`` (the replay's in that of
-``REPLAY_OUTPUTS``); outputs a frame does not change are ``gr.skip()``. Each request has its own seed,
-trajectory and output folder.
+first frame (the image, the prior), the ``RecordedState``\\ s give at most one frame every
+``STREAM_INTERVAL_S`` (trajectory, counter: drawn from the pipeline's own trajectory, which the app never
+records), and the ``DiffMICOutput`` gives the final frame (answer card, maps, details, the CSV and JSON
+downloads, the replay slider). What a run does not need is made when asked for: Grad-CAM when the map menu
+shows it (``maps.MapData``), the publication PNG when its button is pressed (``figure``), a replay frame
+when the replay slider moves or plays (``replay``: views of the pipeline's own trajectory). Every frame is a
+tuple in the order of ``OUTPUTS`` (the replay's in that of ``REPLAY_OUTPUTS``); outputs a frame does not
+change are ``gr.skip()``. Each request has its own seed, trajectory and output folder.
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-from diffmic.chain import DenoiseState
 from diffmic.diffusion import sampler_class
+from diffmic.imageio import DecodedImage
 from diffmic.ood import assessable
 from diffmic.options import SamplingOptions
-from diffmic.pipeline import DiffMICOutput, Prepared
+from diffmic.pipeline import DiffMICOutput, Prepared, RecordedState
 from diffmic.tasks import TASKS
 from diffmic.trajectory import Trajectory
 
 from . import figures, maps, replay, report
 from .case_report import CaseReport
-from .controls import read_upload, sampling_options, upload_path
+from .controls import sampling_options, upload_path
 from .errors import UserError, error_markdown, on_error, raise_api_error
 from .frames import named
 from .models import ModelRegistry, Selection
@@ -43,6 +44,7 @@ from .outputs import new_run_folder, slug
 from .publication import trajectory_png
 from .runs import RunControl, session_of
 from .settings import STREAM_INTERVAL_S
+from .uploads import Uploads, decode_upload
 
 OUTPUTS = (
     "counter",
@@ -151,21 +153,23 @@ class Diagnosis:
         self.registry = registry
         self.interval_s = interval_s
         self.control = RunControl()
+        self.uploads = Uploads()  # each session's upload, decoded once for the preview and the run
         self.clock = clock  # the replay's pace is kept in this time (seconds)
 
     # ------------------------------------------------------------------ inputs changed, Stop
     def preview(self, file: Any, request: gr.Request | None = None) -> tuple:
-        """A new upload: the image for display (or what is wrong with it), and every old result cleared."""
-        self.control.shown(session_of(request), image=upload_path(file) or "")
+        """A new upload: the image for display (or what is wrong with it), and every old result cleared. The
+        decode is kept for the run (``uploads.Uploads``)."""
+        session = session_of(request)
+        self.control.shown(session, image=upload_path(file) or "")
         if not file:
             return (None, *cleared())
         try:
-            image = read_upload(file)
+            image = self.uploads.decoded(session, file)
         except UserError as err:  # shown in the error box right under the upload
             gr.Warning(str(err))
             return (None, *error_frame(str(err)))
-        image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        return (np.asarray(image), *cleared())
+        return (preview_pixels(image), *cleared())
 
     def model_changed(self, model: str, request: gr.Request | None = None) -> tuple:
         """Another model: the old results no longer apply."""
@@ -201,7 +205,7 @@ class Diagnosis:
         """Stream a diagnosis: first frame (image, prior), throttled step frames, final frame."""
         session = session_of(request)
         token = self.control.token(session) if token is None else int(token)
-        picture = read_upload(image)
+        picture = self.uploads.decoded(session, image)  # the preview's decode
         selection = self.registry.get(model)
         options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
         path = upload_path(image) or ""
@@ -232,7 +236,7 @@ class Diagnosis:
 
     def _stream(
         self,
-        image: Image.Image,
+        image: DecodedImage,
         sel: Selection,
         options: SamplingOptions,
         name: str,
@@ -241,30 +245,29 @@ class Diagnosis:
         names = sel.pipe.config.class_names
         labels = [report.full_name(sel.task, n) for n in names]
         T = sel.pipe.config.timesteps
-        traj: Trajectory | None = None
+        shown: RecordedState | None = None  # the latest step handled (its trajectory is the pipeline's)
         prepared: Prepared | None = None
         last_sent = 0.0
         for item in sel.pipe.run(image, options):
             halt = verdict()
             if halt == "stale":
                 return
-            if halt == "stopped":
-                done = traj.steps_done if traj else 0
+            if halt == "stopped":  # at the step last handled (the pipeline may have recorded one more)
+                done = shown.index + 1 if shown else 0
                 yield frame(
-                    counter=report.stopped_markdown(done, traj.total if traj and traj.total else T),
+                    counter=report.stopped_markdown(done, shown.total if shown else T),
                     answer="*Stopped before the end of the chain: no answer.*",
                 )
                 return
             if isinstance(item, Prepared):
                 prepared = item
-                prior = item.conditioning.prior(options.prior)[0].cpu().numpy()
-                traj = Trajectory(names, options.samples, prior)
-                yield self._first_frame(sel, item, traj, options, labels, T)
+                start = sel.pipe.trajectory(item, options)  # the chain's start: its prior, no step yet
+                yield self._first_frame(sel, item, start, options, labels, T)
                 last_sent = time.perf_counter()
-            elif isinstance(item, DenoiseState):
-                traj.record(item)
+            elif isinstance(item, RecordedState):
+                shown = item
                 if not item.is_last and time.perf_counter() - last_sent >= self.interval_s:
-                    yield self._step_frame(traj, item, labels, T)
+                    yield self._step_frame(item.trajectory, item, labels, T)
                     last_sent = time.perf_counter()
             elif isinstance(item, DiffMICOutput):
                 gradcam = partial(sel.pipe.gradcam, prepared, item.label_index)
@@ -293,7 +296,7 @@ class Diagnosis:
         )
 
     @staticmethod
-    def _step_frame(traj: Trajectory, state: DenoiseState, labels: list[str], T: int) -> tuple:
+    def _step_frame(traj: Trajectory, state: RecordedState, labels: list[str], T: int) -> tuple:
         """Only the counter and the trajectory: a slow browser must keep up with the stream."""
         return frame(
             counter=report.counter_markdown(traj.steps_done, traj.total, state.t),
@@ -303,7 +306,7 @@ class Diagnosis:
     def _final_frame(
         self,
         sel: Selection,
-        image: Image.Image,
+        image: DecodedImage,
         output: DiffMICOutput,
         labels: list[str],
         name: str,
@@ -332,7 +335,7 @@ class Diagnosis:
             replay_box=gr.update(visible=True),
         )
 
-    def suggestions(self, image: Image.Image, task: str) -> list[tuple[str, str]]:
+    def suggestions(self, image: DecodedImage, task: str) -> list[tuple[str, str]]:
         """(name, title) of the bundled models of other tasks whose distribution check accepts ``image``."""
         accepting = self.registry.models_accepting(image, task)
         return [(m, TASKS[m].title if m in TASKS else "custom model") for m in accepting]
@@ -432,12 +435,20 @@ class Diagnosis:
     ) -> dict:
         """The ``predict`` endpoint: ``DiffMICOutput.to_json()``, as ``python -m diffmic predict --json``,
         with ``assessable`` (``diffmic.ood.assessable``) beside ``ood``."""
-        picture = read_upload(image)
+        picture = decode_upload(image)
         selection = self.registry.get(model)
         options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
         if selection.notice:
             gr.Warning(selection.notice.replace("**", "").replace("`", ""))
         return with_assessable(selection.pipe(picture, options).to_json())
+
+
+def preview_pixels(image: DecodedImage) -> np.ndarray:
+    """The preview of a decoded upload: at most ``PREVIEW_SIDE`` pixels a side (the decode is not changed)."""
+    picture = image.image
+    if max(picture.size) > PREVIEW_SIDE:
+        picture = ImageOps.contain(picture, (PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BICUBIC)
+    return np.asarray(picture)
 
 
 def with_assessable(answer: dict) -> dict:

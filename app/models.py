@@ -29,6 +29,7 @@ from PIL import Image
 from diffmic.batching import BatchedPipeline, Batcher
 from diffmic.config import ConfigError, DiffMICConfig
 from diffmic.hub import CONFIG_NAME, EVALUATION_NAME, WEIGHTS_NAME, ModelLoadError, is_repo_id, resolve_folder
+from diffmic.imageio import DecodedImage
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
@@ -72,9 +73,9 @@ class Selection:
         return self.pipe.config.task
 
 
-def image_digest(image: Image.Image) -> str:
+def image_digest(image: Image.Image | DecodedImage) -> str:
     """A fingerprint of a decoded image's pixels (the key of the per-image suggestion cache)."""
-    pixels = np.ascontiguousarray(np.asarray(image))
+    pixels = np.ascontiguousarray(np.asarray(image.image if isinstance(image, DecodedImage) else image))
     return hashlib.sha1(f"{pixels.shape}{pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
 
 
@@ -194,11 +195,11 @@ class ModelRegistry:
         except ModelLoadError:
             return None
 
-    def models_accepting(self, image: Image.Image, task: str) -> list[str]:
-        """The bundled models of other tasks whose distribution check accepts ``image`` (a decoded
-        image): where a flagged image may belong. Only the checks run (``check_distribution``, no chain);
-        the answer is remembered per image, task and set of weights. Models without a check are never
-        suggested."""
+    def models_accepting(self, image: DecodedImage | Image.Image, task: str) -> list[str]:
+        """The bundled models of other tasks whose distribution check accepts ``image`` (decoded: a
+        ``DecodedImage`` is not checked again): where a flagged image may belong. Only the checks run
+        (``check_distribution``, no chain); the answer is remembered per image, task and set of weights.
+        Models without a check are never suggested."""
         bundled = [b for b in self.bundled() if b.available]
         stamps = tuple((b.name, (b.folder / WEIGHTS_NAME).stat().st_mtime_ns) for b in bundled)
         key = (image_digest(image), task, stamps)

@@ -34,8 +34,7 @@ from .chain import DenoiseState, label_to_probs
 from .diffusion import sampler_class
 from .model import Conditioning, DiffMIC
 from .options import SamplingOptions
-from .pipeline import DiffMICOutput, DiffMICPipeline, ImageLike, Prepared
-from .trajectory import Trajectory
+from .pipeline import DiffMICOutput, DiffMICPipeline, ImageLike, Prepared, recorded
 
 MAX_BATCH = 8
 MAX_WAIT_S = 0.02
@@ -363,8 +362,7 @@ class BatchedPipeline(DiffMICPipeline):
             yield prepared
             trajectory = self.trajectory(prepared, options)
             state = None
-            for state in request.states():
-                trajectory.record(state)
+            for state in recorded(request.states(), trajectory):
                 yield state
             assert state is not None
         finally:
@@ -390,8 +388,3 @@ class BatchedPipeline(DiffMICPipeline):
         trajectory.probs[:] = probs
         trajectory.steps_done = state.total
         return self.result(prepared, state, trajectory, options, time.perf_counter() - start, explain=explain)
-
-    def trajectory(self, prepared: Prepared, options: SamplingOptions, total: int = 0) -> Trajectory:
-        """An empty trajectory of this image's chain (as ``DiffMICPipeline.run`` starts it)."""
-        prior = prepared.conditioning.prior(options.prior)[0].cpu()
-        return Trajectory(self.config.class_names, options.samples, prior, total=total)

@@ -35,6 +35,10 @@ alpha in a uint16 array is read as 0–65535.
 
 DICOM files are read by :mod:`diffmic.dicom`: the first frame as the file says to display it (Modality LUT,
 then its VOI LUT or window, MONOCHROME1 inverted; min–max when it gives neither), with its own size checks.
+
+An image is decoded and checked once: :func:`decode` wraps what :func:`load_image` returns in a
+:class:`DecodedImage`, which :func:`rgb_image` (the pipeline's entry) passes on as it is, with no second
+check or copy; any other input goes through :func:`load_image` there.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import re
 import stat
 import struct
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +75,35 @@ ARRAY_DTYPE = "expected an array of dtype uint8, uint16 or float"
 
 class ImageLoadError(ValueError):
     """Raised with a one-line, human-readable message saying what is wrong with the input."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image :func:`load_image` has already decoded and checked (RGB, 8 bits, within the limits): what
+    takes one (the pipeline, through :func:`rgb_image`) uses it as it is. Made by :func:`decode`; never
+    modified in place."""
+
+    image: Image.Image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.image.size
+
+
+def decode(
+    source: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> DecodedImage:
+    """:func:`load_image` once, its result marked as checked (see :class:`DecodedImage`)."""
+    return DecodedImage(load_image(source, max_bytes=max_bytes, max_pixels=max_pixels))
+
+
+def rgb_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray | DecodedImage) -> Image.Image:
+    """The RGB image of an input: a :class:`DecodedImage`'s own (no second check), else :func:`load_image`."""
+    return source.image if isinstance(source, DecodedImage) else load_image(source)
 
 
 def load_image(

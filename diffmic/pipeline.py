@@ -2,8 +2,9 @@
 
 Diffusers' split: the networks are an ``nn.Module`` (``diffmic.model.DiffMIC``), the loop is here.
 ``run`` is a generator: it yields the ``Prepared`` image once its once-per-image passes are done (the
-priors, the saliency and the ROIs are known then), a ``DenoiseState`` after every reverse step, and
-finally the ``DiffMICOutput``. ``__call__`` drains it::
+priors, the saliency and the ROIs are known then), a ``RecordedState`` after every reverse step (a
+``DenoiseState`` with the run's ``Trajectory``, recorded up to that step: the one record of the run, which
+the ``DiffMICOutput`` carries at the end), and finally the ``DiffMICOutput``. ``__call__`` drains it::
 
     pipe = DiffMICPipeline.from_pretrained("weights/fundus")
     result = pipe("eye.png", SamplingOptions(sampler="ddim", steps=50, samples=8, seed=0))
@@ -19,7 +20,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from PIL import Image
 
 from .chain import DenoiseState, EpsFn, denoise_steps, last_state
 from .diffusion import make_sampler
-from .imageio import load_image
+from .imageio import DecodedImage, rgb_image
 from .lean import FoldedHead, fold, lean_chain
 from .model import Conditioning, DiffMIC
 from .ood import NO_OOD_CHECK
@@ -40,7 +41,7 @@ from .trajectory import Trajectory
 from .transforms import normalise, resize_square
 from .uncertainty import answer_probabilities, sample_uncertainty
 
-ImageLike = str | Path | bytes | Image.Image | np.ndarray
+ImageLike = str | Path | bytes | Image.Image | np.ndarray | DecodedImage  # DecodedImage: checked already
 
 
 @dataclass
@@ -55,6 +56,23 @@ class Prepared:
     def guidance(self):
         """The DCG outputs (priors, CAM, ROIs)."""
         return self.conditioning.guidance
+
+
+@dataclass
+class RecordedState(DenoiseState):
+    """A step's state as ``run`` yields it: the ``DenoiseState`` with the run's trajectory, recorded up to and
+    including this step (the same object the ``DiffMICOutput`` carries: a stream reads the run from it)."""
+
+    trajectory: Trajectory | None = None
+
+
+def recorded(states: Iterable[DenoiseState], trajectory: Trajectory) -> Iterator[RecordedState]:
+    """The states of one image's chain, each recorded in ``trajectory`` and passed on with it."""
+    for state in states:
+        trajectory.record(state)
+        out = RecordedState(state.index, state.total, state.t, state.sample, state.temperature, trajectory)
+        out.__dict__["probs"] = state.probs  # computed once (``record`` read it)
+        yield out
 
 
 @dataclass
@@ -134,11 +152,12 @@ class DiffMICPipeline:
 
     # ------------------------------------------------------------------ once per image
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> tuple[torch.Tensor, np.ndarray]:
-        """Decode, make square (the task's ``Preprocessing``: centre crop or pad), resize and normalise →
-        (B, 3, S, S) on the model's device, uint8 pixels."""
+        """Decode (``imageio.rgb_image``: a ``DecodedImage`` is not checked again), make square (the task's
+        ``Preprocessing``: centre crop or pad), resize and normalise → (B, 3, S, S) on the model's device,
+        uint8 pixels."""
         items = list(images) if isinstance(images, list | tuple) else [images]
         size, square = self.config.input_size, preprocessing(self.config.task).square
-        pixels = np.stack([resize_square(load_image(item), size, square) for item in items])
+        pixels = np.stack([resize_square(rgb_image(item), size, square) for item in items])
         return normalise(pixels, self.config).to(self.model.device), pixels
 
     @torch.inference_mode()
@@ -221,8 +240,9 @@ class DiffMICPipeline:
     # ------------------------------------------------------------------ one image, start to end
     def run(
         self, image: ImageLike | Prepared, options: SamplingOptions | None = None, *, explain: bool = False
-    ) -> Iterator[Prepared | DenoiseState | DiffMICOutput]:
-        """Yield the Prepared image, then the state of every reverse step, then the DiffMICOutput.
+    ) -> Iterator[Prepared | RecordedState | DiffMICOutput]:
+        """Yield the Prepared image, then the state of every reverse step (with the run's trajectory so far),
+        then the DiffMICOutput.
 
         ``explain`` adds Grad-CAM (``diffmic.explain``) of the answer to the output.
         """
@@ -230,15 +250,17 @@ class DiffMICPipeline:
         start = time.perf_counter()
         prepared = self.prepare(image)
         yield prepared
-        trajectory = Trajectory(
-            self.config.class_names, options.samples, prepared.conditioning.prior(options.prior)[0].cpu()
-        )
+        trajectory = self.trajectory(prepared, options)
         state = None
-        for state in self.chain(prepared.conditioning, options):
-            trajectory.record(state)
+        for state in recorded(self.chain(prepared.conditioning, options), trajectory):
             yield state
         assert state is not None
         yield self.result(prepared, state, trajectory, options, time.perf_counter() - start, explain=explain)
+
+    def trajectory(self, prepared: Prepared, options: SamplingOptions, total: int = 0) -> Trajectory:
+        """An empty trajectory of this image's chain, centred on its prior (``run`` fills it)."""
+        prior = prepared.conditioning.prior(options.prior)[0].cpu()
+        return Trajectory(self.config.class_names, options.samples, prior, total=total)
 
     def __call__(
         self, image: ImageLike | Prepared, options: SamplingOptions | None = None, *, explain: bool = False
