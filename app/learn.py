@@ -5,17 +5,19 @@ The maths is the package's (``diffmic.lesson``): the schedule, the forward proce
 ``LabelDiffusion.marginal`` and ``q_sample``, the reverse chains from ``DiffMICPipeline.denoise``, the prior
 control's prior (``lesson_prior``) and the lesson's first image, the example of the task whose prior (the
 model's own) differs most from its true label (``lesson_image``). This module only chooses what to show.
-Each handler returns named values (``LEARN_OUTPUTS``, ``PLAY_OUTPUTS``, ``FRAME_OUTPUTS``, ``SCRUB_OUTPUTS``).
+Each handler returns named values (``LEARN_OUTPUTS``, ``PLAY_OUTPUTS``, ``FRAME_OUTPUTS``, ``SCRUB_OUTPUTS``;
+the three animated figures come as ``lesson_figures.LessonFigures``, by name), which the tab wires by name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from diffmic.imageio import DecodedImage
 from diffmic.lesson import (
     ReverseChain,
     forward_marginals,
@@ -31,13 +33,14 @@ from diffmic.tasks import TASKS
 
 from . import figures, report
 from .assets import class_index, list_examples
-from .controls import read_upload
 from .errors import UserError, error_markdown, on_error
 from .forward_figure import ForwardProcess, frame_timesteps
 from .frames import named
+from .glossary import info
 from .lesson_figures import Lesson
 from .models import ModelRegistry
 from .settings import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLES, Settings
+from .uploads import decode_upload
 
 SAMPLES = DEFAULT_SAMPLES  # runs per chain: Diagnose's default
 DRAWS = 24
@@ -71,34 +74,44 @@ PLAY_OUTPUTS = ("direction", *FRAME_OUTPUTS)  # Play forward / Play reverse pres
 
 FORWARD_TEXT = (
     "**The forward process** destroys the label. At t = 0 the label vector y₀ is the one-hot vector of the "
-    "true class. Every step mixes in a little of the *prior* (the guidance network's guess) and a little "
-    "Gaussian noise: q(y_t | y₀, prior) = N(√ᾱ_t·y₀ + (1−√ᾱ_t)·prior, (1−ᾱ_t)·I). By t = T nothing of the "
-    "truth is left: y_T ~ N(prior, I). **The reverse process** is what the model does: its runs start at "
+    f"true class. Every step mixes in a little of the *prior*{info('prior')} (the guidance network's guess) "
+    "and a little Gaussian noise: q(y_t | y₀, prior) = N(√ᾱ_t·y₀ + (1−√ᾱ_t)·prior, (1−ᾱ_t)·I), where "
+    f"ᾱ_t{info('ᾱ_t')} falls from nearly 1 to nearly 0. By t = T nothing of the truth is left: "
+    f"y_T ~ N(prior, I). **The reverse process** is what the model does: its runs{info('run')} start at "
     "y_T, scattered around the prior, and the denoiser, which sees the image and the prior, takes the "
     "noise out step by step. Both figures show the same t: press **Play forward** (t = 0 → T), "
     "**Play reverse** (t = T → 0), or drag the slider."
 )
 SCHEDULE_TEXT = (
     "**The noise schedule** sets how fast this happens: β_t is the noise added at step t (it grows "
-    "linearly), ᾱ_t the part of the true label still there, and 1 − √ᾱ_t the prior's weight in the mean "
-    "of y_t. The dotted line is the t of the figures above."
+    f"linearly), ᾱ_t{info('ᾱ_t')} the part of the true label still there, and 1 − √ᾱ_t the prior's weight in "
+    "the mean of y_t. The dotted line is the t of the figures above."
 )
 SAMPLER_TEXT = (
     "**DDPM vs DDIM.** Both start at y_T ~ N(prior, I): centred on the prior (the diamonds at t = T), but "
     "with noise as large as the label itself, so at first each run's probabilities point at an almost "
-    "random class; the shaded band spans 0 to 1 and the mean of the runs is not the prior. DDPM takes all "
-    "T small steps and adds fresh noise at each, so every run wanders before it settles; DDIM (η = 0) "
+    "random class; the shaded band spans 0 to 1 and the mean of the runs is not the prior. "
+    f"DDPM{info('DDPM')} takes all T small steps and adds fresh noise at each, so every run wanders before "
+    f"it settles; DDIM{info('DDIM')} (η{info('η')} = 0) "
     "follows a deterministic path in far fewer steps, keeping each run's starting noise until ᾱ_t grows "
     "(late, near t = 0), then moving straight to the answer. Both usually end at the same answer; DDIM "
     "gets there much faster."
 )
 PRIOR_TEXT = (
-    "**With vs without the prior.** In DiffMIC the chain is centred on the prior: the runs start around "
+    f"**With vs without the prior.** In DiffMIC the chain is centred on the prior{info('fused prior')}: the "
+    "runs start around "
     "it and the denoiser, which was trained with the prior as an input, pulls them to the answer. With a "
     "zero mean instead (plain label diffusion) the chain starts around zero and the denoiser has to do "
     "all the work, so the answer is often less sure or different. Change the prior above and watch the "
     "chains follow it."
 )
+
+
+class LessonImage(NamedTuple):
+    """The lesson's image (decoded once) and its true label (None when unknown)."""
+
+    image: DecodedImage | Image.Image
+    true_label: str | None
 
 
 def forward_process(
@@ -148,21 +161,22 @@ def intro_markdown(
     if truth is None:
         return (
             f"**This lesson's image:** a {modality} image whose true label is unknown, so y₀ is the prior's "
-            f"top class. The model's prior for it: {top_classes(own, names)}."
+            f"top class. The model's prior{info('fused prior')} for it: {top_classes(own, names)}."
         )
     top = int(np.argmax(own))
     truth_name = report.full_name(task, names[truth])
     if top != truth:
         return (
-            f"**This lesson's image** is a *{truth_name}* {modality} image, but the model's own prior for "
-            f"it favours **{names[top]}** ({top_classes(own, names)}). Watch the forward process carry the "
-            "true label towards that prior, and the reverse chain start from the prior and find its way to "
-            "an answer."
+            f"**This lesson's image** is a *{truth_name}* {modality} image, but the model's own "
+            f"prior{info('fused prior')} for it favours **{names[top]}** ({top_classes(own, names)}). "
+            "Watch the forward process carry the true label towards that prior, and the reverse chain start "
+            "from the prior and find its way to an answer."
         )
     return (
-        f"**This lesson's image** is a *{truth_name}* {modality} image, and the model's own prior already "
-        f"favours its true class ({top_classes(own, names)}): none of this model's example images has a "
-        "prior that favours another class. Centre the chain on another class below and watch it follow."
+        f"**This lesson's image** is a *{truth_name}* {modality} image, and the model's own "
+        f"prior{info('fused prior')} already favours its true class ({top_classes(own, names)}): none of "
+        "this model's example images has a prior that favours another class. Centre the chain on another "
+        "class below and watch it follow."
     )
 
 
@@ -278,7 +292,7 @@ class Lessons:
             self._lesson_images[model_choice] = chosen
         return self._lesson_images[model_choice]
 
-    def _image(self, example: Any, pipe: DiffMICPipeline) -> tuple[Image.Image, str | None]:
+    def _image(self, example: Any, pipe: DiffMICPipeline) -> LessonImage:
         """The chosen example (or a generated one) and its true label; refuses another task's image."""
         task = pipe.config.task
         allowed = {path: caption for caption, path in self.image_choices(task)}
@@ -286,14 +300,14 @@ class Lessons:
             raise UserError(f"pick one of the {task or 'model'}'s own example images")
         if example != GENERATED:
             label = next(e.label for e in list_examples(self.settings.assets_dir) if str(e.path) == example)
-            return read_upload(example), label
+            return LessonImage(decode_upload(example), label)
         from diffmic.data.synthetic import GENERATORS, generate_sample
 
         size = pipe.config.input_size
         if task not in GENERATORS:
-            return Image.new("RGB", (size, size), (120, 110, 100)), None
+            return LessonImage(Image.new("RGB", (size, size), (120, 110, 100)), None)
         sample = generate_sample(task, 0, 0, size)
-        return Image.fromarray(sample.image), GENERATORS[task].class_names[sample.label]
+        return LessonImage(Image.fromarray(sample.image), GENERATORS[task].class_names[sample.label])
 
     # ------------------------------------------------------------------ the lessons
     @on_error(error_outputs, "lesson")
@@ -328,7 +342,6 @@ class Lessons:
         )
         none = reverse_chain(pipe, prepared, base.with_(prior="none"))
         lesson = Lesson(fp, ddpm, schedule(pipe.model.diffusion), truth)
-        forward, reverse, sched = lesson.figures(0)
         described = prior_words(None if k_favour is None else names[k_favour], blend)
         forward_note = (
             f"y₀ = one-hot of **{labels[y0_class]}**, "
@@ -350,9 +363,7 @@ class Lessons:
             favour=gr.update(choices=self.prior_choices(names), value=OWN_PRIOR) if choose else gr.skip(),
             blend=gr.update(value=0.0) if choose else gr.skip(),
             intro=intro_markdown(names, own, truth, task, modality),
-            forward=forward,
-            reverse=reverse,
-            schedule=sched,
+            **lesson.figures(0)._asdict(),
             t=gr.update(value=0, maximum=fp.T - 1),
             lesson=lesson,
             **chains,
@@ -401,7 +412,7 @@ class Lessons:
         """The three figures at the slider's t."""
         if lesson is None:
             return named(SCRUB_OUTPUTS)
-        return named(SCRUB_OUTPUTS, **dict(zip(SCRUB_OUTPUTS, lesson.figures(t), strict=True)))
+        return named(SCRUB_OUTPUTS, **lesson.figures(t)._asdict())
 
     @staticmethod
     def play_forward(lesson: Lesson | None, t: float) -> tuple:
@@ -422,14 +433,11 @@ class Lessons:
         if not at_end:
             return named(PLAY_OUTPUTS, direction=direction, timer=gr.Timer(active=True))
         start = 0 if direction == "forward" else fp.T - 1
-        forward, reverse, sched = lesson.figures(start)
         return named(
             PLAY_OUTPUTS,
             direction=direction,
             t=start,
-            forward=forward,
-            reverse=reverse,
-            schedule=sched,
+            **lesson.figures(start)._asdict(),
             timer=gr.Timer(active=True),
         )
 
@@ -443,13 +451,10 @@ class Lessons:
         nxt = step(t)
         if nxt is None:
             return named(FRAME_OUTPUTS, timer=gr.Timer(active=False))
-        forward, reverse, sched = lesson.figures(nxt)
         return named(
             FRAME_OUTPUTS,
             t=nxt,
-            forward=forward,
-            reverse=reverse,
-            schedule=sched,
+            **lesson.figures(nxt)._asdict(),
             timer=gr.Timer(active=step(nxt) is not None),
         )
 

@@ -10,6 +10,7 @@ the prior plus noise and denoises it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,6 +22,14 @@ from .figures import axis, base_layout, class_colour, legend_below, plotly_figur
 from .forward_figure import ForwardProcess, forward_figure
 
 SCHEDULE_POINTS = 200  # per curve of the schedule figure
+
+
+class LessonFigures(NamedTuple):
+    """The three animated figures at one t, by name (the Learn tab's outputs of the same names)."""
+
+    forward: go.Figure
+    reverse: go.Figure
+    schedule: go.Figure
 
 
 @dataclass
@@ -43,13 +52,13 @@ class Lesson:
         labels = self.reverse.labels
         return [min(lo, float(labels.min()) - 0.2), max(hi, float(labels.max()) + 0.2)]
 
-    def figures(self, t: float | None) -> tuple[go.Figure, go.Figure, go.Figure]:
+    def figures(self, t: float | None) -> LessonFigures:
         """The forward, reverse and schedule figures at t."""
         y_range = self.y_range()
-        return (
-            forward_figure(self.forward, t, y_range=y_range),
-            reverse_figure(self, t, y_range),
-            schedule_figure(self.schedule, self.forward.clamp(t)),
+        return LessonFigures(
+            forward=forward_figure(self.forward, t, y_range=y_range),
+            reverse=reverse_figure(self, t, y_range),
+            schedule=schedule_figure(self.schedule, self.forward.clamp(t)),
         )
 
 

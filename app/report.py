@@ -21,6 +21,7 @@ from diffmic.pipeline import DiffMICOutput
 from diffmic.tasks import DISCLAIMER, images_phrase, task_info
 from diffmic.uncertainty import CLOSE_GAP
 
+from .glossary import class_names, info
 from .settings import MAX_SAMPLES
 
 NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
@@ -139,11 +140,13 @@ def distribution_line(ood: dict[str, Any]) -> str:
 
 
 def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> str:
-    """The statistics: per-class probabilities, votes and priors; the t-test; entropy; the run's settings."""
+    """The statistics: per-class probabilities, votes and priors; the t-test; entropy; the run's settings
+    (each term with its glossary (i))."""
     unc = output.uncertainty
     n = int(output.sample_probs.shape[0])
     lines = [
-        "| class | DiffMIC probability | runs voting | global prior | local prior | fused prior |",
+        f"| class | DiffMIC probability | runs voting{info('run')} | global prior{info('global prior')} | "
+        f"local prior{info('local prior')} | fused prior{info('fused prior')} |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, value in output.probabilities.items():
@@ -159,16 +162,17 @@ def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> st
     if n > 1:
         verdict = "yes" if unc["distinguishable"] else "no"
         lines.append(
-            f"- Are the top two told apart? {a} against {b}, paired t-test over the {n} runs: "
-            f"p = {unc['p_value']:.2g}, so **{verdict}** at the 5 % level."
+            f"- Are the top two told apart? {a} against {b}, paired t-test{info('t-test')} over the {n} "
+            f"runs: p = {unc['p_value']:.2g}, so **{verdict}** at the 5 % level."
         )
     else:
         lines.append("- Are the top two told apart? A t-test needs at least 2 runs.")
     c = len(output.probabilities)
     lines += [
-        f"- Spread of the probabilities (entropy): {unc['entropy']:.2f} nats, from 0 (one class certain) "
+        f"- Spread of the probabilities (entropy{info('entropy')}): {unc['entropy']:.2f} nats, from 0 (one "
+        "class certain) "
         f"to {math.log(c):.2f} (all {c} classes equally likely).",
-        f"- {distribution_line(output.ood)}",
+        f"- {distribution_line(output.ood)} {info('distribution check')}",
         f"- {source}; {output.options.sampler.upper()}, {output.steps} steps, {n} run(s), "
         f"seed {output.options.seed}. ± is the standard deviation over the runs, in percentage points.",
     ]
@@ -176,16 +180,8 @@ def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> st
 
 
 def glossary_markdown(task: str | None) -> str:
-    """One line spelling out the task's class names (empty for a custom model)."""
-    info = task_info(task)
-    if info is None:
-        return ""
-    parts = [
-        f"{short} = {full}"
-        for short, full in zip(info.class_names, info.full_names, strict=True)
-        if short != full
-    ]
-    return ("Classes: " + " · ".join(parts) + ".") if parts else ""
+    """One line spelling out the task's class names (empty for a custom model): ``glossary.class_names``."""
+    return class_names(task)
 
 
 def counter_markdown(done: int, total: int, t: int | None) -> str:

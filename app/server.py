@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import torch
 
+from . import glossary
 from .models import ModelRegistry, warm_up
 from .settings import (
     BATCHED_CONCURRENCY,
@@ -64,7 +65,7 @@ def launch(
         max_file_size=MAX_FILE_SIZE,
         allowed_paths=[str(settings.assets_dir)],
         theme=THEME,
-        css=CSS,
+        css=CSS + glossary.CSS,
         show_error=True,
         footer_links=["api", "gradio"],
     )

@@ -1,9 +1,10 @@
 """The Gradio Blocks of DiffMIC Explorer: the Diagnose, Learn and Evaluate tabs.
 
 Layout of each tab in ``diagnose_tab``, ``learn_tab`` and ``evaluation_tab``; handlers in ``diagnose``,
-``learn`` and ``evaluation``. Endpoints: ``/diagnose`` (the streamed run of the Run button) and
-``/predict`` (one JSON answer, ``DiffMICOutput.to_json()``, the same object as
-``python -m diffmic predict --json``) are public; the rest are UI-only.
+``learn`` and ``evaluation``. The glossary (``glossary``) sits under the tabs, the same under each.
+Endpoints: ``/diagnose`` (the streamed run of the Run button) and ``/predict`` (one JSON answer,
+``DiffMICOutput.to_json()``, the same object as ``python -m diffmic predict --json``) are public; the rest
+are UI-only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .diagnose import Diagnosis
 from .diagnose_tab import build_diagnose_tab
 from .evaluation import Evaluation
 from .evaluation_tab import build_evaluate_tab
+from .glossary import build_glossary, info
 from .learn import Lessons
 from .learn_tab import build_learn_tab
 from .models import ModelRegistry
@@ -22,9 +24,9 @@ from .settings import Settings, load_settings
 INTRO = (
     "# DiffMIC Explorer\n"
     "DiffMIC (Yang et al., MICCAI 2023) classifies a medical image by **denoising its label**: a guidance "
-    "network looks at the whole image and at its most telling regions and makes a first guess (the prior); "
-    "a diffusion model then starts from noise around that guess and removes the noise step by step until "
-    "class probabilities are left."
+    f"network{info('DCG')} looks at the whole image and at its most telling regions and makes a first guess "
+    f"(the prior{info('prior')}); a diffusion model then starts from noise around that guess and removes the "
+    "noise step by step until class probabilities are left."
 )
 
 
@@ -42,4 +44,5 @@ def build_demo(settings: Settings | None = None, registry: ModelRegistry | None 
                 build_learn_tab(Lessons(registry, settings), registry, learn_tab)
             with gr.Tab("Evaluate", id="evaluate"):
                 build_evaluate_tab(Evaluation(registry), registry)
+        build_glossary()
     return demo

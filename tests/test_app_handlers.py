@@ -30,12 +30,13 @@ from app.learn import (
     OWN_PRIOR,
     PLAY_OUTPUTS,
     SCRUB_OUTPUTS,
+    LessonImage,
     Lessons,
     forward_process,
     one_hot,
     shown_key,
 )
-from app.lesson_figures import reverse_figure
+from app.lesson_figures import LessonFigures, reverse_figure
 from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
 from app.replay import REPLAY_FRAMES, REPLAY_POINTS, REPLAY_SECONDS, frame_at, frame_steps
@@ -44,9 +45,10 @@ from app.ui import build_demo
 from diffmic.class_match import class_index
 from diffmic.data.synthetic.ceiling import best_possible
 from diffmic.hub import ModelLoadError
+from diffmic.imageio import DecodedImage
 from diffmic.options import SamplingOptions
-from diffmic.pipeline import DiffMICPipeline
-from diffmic.trajectory import MAX_PLOT_POINTS
+from diffmic.pipeline import DiffMICPipeline, RecordedState
+from diffmic.trajectory import MAX_PLOT_POINTS, Trajectory
 from diffmic.uncertainty import sample_uncertainty
 from tests.test_app_support import FUNDUS, make_app_dirs, make_dataset_zip, random_png
 
@@ -544,6 +546,22 @@ def test_the_replay_is_the_pipelines_trajectory_and_ends_at_the_cards_numbers(re
     assert diagnosis.replay_play(None, 0)[REPLAY_OUTPUTS.index("replay_timer")].active is False
 
 
+def test_the_stream_draws_the_pipelines_trajectory_and_records_none(registry, example, monkeypatch):
+    """The pipeline's trajectory is the one record: each streamed state carries it (the output's own), and
+    a Diagnose run records each step once, in the pipeline."""
+    pipe = registry.get("fundus").pipe
+    items = list(pipe.run(example, SamplingOptions("ddim", 6, 3, 0)))
+    states, out = items[1:-1], items[-1]
+    assert all(isinstance(s, RecordedState) and s.trajectory is out.trajectory for s in states)
+    assert [s.trajectory.steps_done for s in states][:2] == [6, 6]  # the same object, filled by the end
+    records = []
+    record = Trajectory.record
+    monkeypatch.setattr(Trajectory, "record", lambda self, state: (records.append(self), record(self, state)))
+    last = run(Diagnosis(registry, interval_s=0.0), example, "fundus", "DDIM", 6, 3, 0)[-1]
+    assert len(records) == 6 and len({id(t) for t in records}) == 1  # one trajectory, one record a step
+    assert last["figure"].trajectory is records[0]  # the figure, the replay and the downloads read it
+
+
 def test_the_replay_keeps_its_pace_and_the_last_step_of_any_run(registry, example):
     quick, slow = Diagnosis(registry, clock=Clock(0.01)), Diagnosis(registry, clock=Clock(1.0))
     for steps in (7, 100):
@@ -832,6 +850,22 @@ def test_the_prior_control_moves_the_forward_process_and_the_chains(registry, se
     assert np.allclose(uniform.reverse.prior, 0.2) and not np.allclose(own_prior, 0.2)
     # the zero-mean chain is the same whatever prior is chosen
     assert np.array_equal(own["without_prior"].data[0].y, mild["without_prior"].data[0].y)
+
+
+def test_learn_handlers_return_the_figures_by_name(registry, settings, example):
+    lessons = Lessons(registry, settings)
+    lesson = lesson_of(lessons, "fundus", example)["lesson"]
+    figures = lesson.figures(40)
+    assert isinstance(figures, LessonFigures) and figures._fields == SCRUB_OUTPUTS
+    assert set(SCRUB_OUTPUTS) <= set(FRAME_OUTPUTS) & set(PLAY_OUTPUTS) & set(LEARN_OUTPUTS)
+    scrubbed = dict(zip(SCRUB_OUTPUTS, lessons.scrub(lesson, 40), strict=True))
+    for name in SCRUB_OUTPUTS:  # each output gets the figure of its own name
+        assert scrubbed[name].layout.title.text == getattr(figures, name).layout.title.text
+    image = lessons._image(example, registry.get("fundus").pipe)
+    assert isinstance(image, LessonImage) and isinstance(image.image, DecodedImage)
+    assert image.true_label == next(
+        e.label for e in list_examples(settings.assets_dir) if str(e.path) == example
+    )
 
 
 def test_learn_offers_only_the_models_own_images(two_models, example):
