@@ -1,10 +1,11 @@
 """The Diagnose tab's layout and events (handlers: ``diagnose.Diagnosis``).
 
-Inputs on the left, with Run near the top (reachable without scrolling at 1400 x 900) and the error box
-right under the upload; on the right the counter, the answer card (which says first when the image
-cannot be assessed by the model), the trajectory with its sampler switch and, once a run is done, its
-replay (Play / Pause, a slider of the steps, each run as a thin line), and the bars; under both, full
-width, where the model looked.
+Inputs on the left, with Run near the top (reachable without scrolling at 1400 x 900, and at 390 x 844
+where the image box and its preview sit side by side) and the error box right under them; the image box
+stays a drop / choose target once an image is in (``widgets.REPLACE_JS``); on the right the counter, the
+answer card (which says first when the image cannot be assessed by the model), the trajectory with its
+sampler switch and, once a run is done, its replay (Play / Pause, a slider of the steps, each run as a
+thin line), and the bars; under both, full width, where the model looked (the ROI patches pixel for pixel).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .gpu import on_gpu
 from .models import ModelRegistry
 from .replay import REPLAY_S
 from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, Settings
-from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
+from .widgets import disclaimer, error_box, model_dropdown, replace_target, steps_range, steps_update
 
 IMAGE_BUTTONS = ["fullscreen", "download"]  # no "share": results are not for posting
 DEFAULTS_NOTE = (
@@ -59,13 +60,23 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
     disclaimer()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            upload = gr.File(
-                label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload", height=130
-            )
+            with gr.Row(equal_height=False, elem_id="image-row"):  # side by side on a phone only (CSS)
+                upload = gr.File(
+                    label="Image (PNG, JPEG or DICOM)",
+                    type="filepath",
+                    elem_id="upload",
+                    height=130,
+                    min_width=140,
+                )
+                preview = gr.Image(
+                    label="Your image",
+                    interactive=False,
+                    height=170,
+                    elem_id="preview",
+                    buttons=["fullscreen"],
+                    min_width=140,
+                )
             error = error_box("error")
-            preview = gr.Image(
-                label="Your image", interactive=False, height=170, elem_id="preview", buttons=["fullscreen"]
-            )
             scan_info = gr.Markdown("", elem_id="scan-info", elem_classes="map-note")  # DICOM metadata
             model = model_dropdown(registry, "model")
             with gr.Row():
@@ -92,7 +103,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
             if examples:
                 gallery = gr.Gallery(
                     gallery_items(examples),
-                    label="…or pick an example (caption: its true label)",
+                    label="…or pick an example (true label shown)",
                     columns=3,
                     height="auto",
                     allow_preview=False,
@@ -197,7 +208,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
         with gr.Column(min_width=340):
             _title("Regions of interest (1 = most attended)")
             rois = _map_image("regions of interest", "rois")
-            _title("The regions as the local network saw them (rank · attention weight)")
+            _title("The regions as the local network saw them (rank · attention weight · size in pixels)")
             crops = gr.Gallery(  # 3 a row fit the column (more overflowed it, and the label hid the top)
                 label="ROI patches",
                 show_label=False,
@@ -206,6 +217,7 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 buttons=["fullscreen"],
                 elem_id="crops",
             )
+    replace_target()
     map_state = gr.State(None)
     figure_state = gr.State(None)
     token = gr.State(None)
