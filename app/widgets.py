@@ -70,8 +70,8 @@ CSS = """
 #upload .file-preview .stem, #downloads .file-preview .stem {white-space:normal !important;
   overflow-wrap:anywhere; text-overflow:clip !important; overflow:visible !important;}
 #upload .file-preview .filename, #downloads .file-preview .filename {white-space:normal !important;
-  overflow-wrap:anywhere; display:block !important;}
-#upload .file-preview .filename span, #downloads .file-preview .filename span {display:inline !important;}
+  overflow-wrap:anywhere; display:flex !important; flex-wrap:wrap;}
+#upload .file-preview .filename span, #downloads .file-preview .filename span {min-width:0; max-width:100%;}
 /* dropdowns: the text stops before the chevron */
 .secondary-wrap input {padding-right:26px !important; text-overflow:ellipsis;}
 /* wide tables show that they scroll: a shadow on the side that has more (scroll shadows: the white
@@ -98,6 +98,7 @@ CSS = """
   #upload .upload-container {padding-top:46px !important;}
   #upload .wrap {font-size:0.85em;}
   #upload .file-preview td.download {display:none;}
+  #upload .file-preview .filename {font-size:0.8em; padding:4px 6px !important;}
   #upload .replace-target {margin:2px 6px 4px; padding:3px 4px;}
   #upload .replace-target .wide {display:none;}
   #upload .replace-target .narrow {display:inline;}
