@@ -32,16 +32,17 @@ from . import figures, report
 from .confusion_figure import confusion_figure
 from .controls import sampling_options, upload_path
 from .errors import EXPECTED, UserError, error_markdown, on_error
+from .glossary import info
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder
 from .settings import DEFAULT_OPTIONS, EVAL_MAX_IMAGES, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 
 METHOD_NAMES = {
     "diffmic": "**DiffMIC**",
-    "diffmic_single": "DiffMIC, 1 run (a sample)",
-    "fused": "fused prior",
-    "global": "global prior",
-    "local": "local prior",
+    "diffmic_single": f"DiffMIC, 1 run{info('run')} (a sample)",
+    "fused": f"fused prior{info('fused prior')}",
+    "global": f"global prior{info('global prior')}",
+    "local": f"local prior{info('local prior')}",
 }
 TABLE_HEADERS = ["file", "true class", "predicted class", "correct"]
 COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["33%", "18%", "18%", "18%", "13%"]}
@@ -129,8 +130,8 @@ def metrics_markdown(
     kappa = "quadratic-weighted κ" if result["diffmic"].get("kappa_weights") == "quadratic" else "Cohen's κ"
     ceiling = "" if best is None else f" {best:.3f} |"
     lines = [
-        f"### Accuracy {result['diffmic']['accuracy']:.3f} · macro-F1 {result['diffmic']['macro_f1']:.3f} · "
-        f"{kappa} {result['diffmic']['kappa']:.3f}",
+        f"### Accuracy {result['diffmic']['accuracy']:.3f} · macro-F1{info('macro-F1')} "
+        f"{result['diffmic']['macro_f1']:.3f} · {kappa}{info('κ')} {result['diffmic']['kappa']:.3f}",
         f"{result['n']} {what} · {source} · {str(result['sampler']).upper()}, "
         f"{steps_phrase(result['steps'])}, {result['samples']} run(s) per image",
         "",
@@ -140,7 +141,8 @@ def metrics_markdown(
         lines += ["", f"**Skipped:** {skipped}."]
     lines += [
         "",
-        f"| method | accuracy |{' best possible |' if best is not None else ''} macro-F1 | {kappa} | ECE |",
+        f"| method | accuracy |{' best possible |' if best is not None else ''} macro-F1 | {kappa} | "
+        f"ECE{info('ECE')} |",
         f"|---|---:|{'---:|' if best is not None else ''}---:|---:|---:|",
     ]
     for key in ("diffmic", "diffmic_single", "fused", "global", "local"):
@@ -151,7 +153,7 @@ def metrics_markdown(
             f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} |{ceiling} {m['macro_f1']:.3f} | "
             f"{m['kappa']:.3f} | {m['ece']:.3f} |"
         )
-    lines += ["", "ECE: expected calibration error (0 = the probabilities are honest)."]
+    lines += ["", f"ECE{info('ECE')}: expected calibration error (0 = the probabilities are honest)."]
     if "diffmic_single" in result:
         lines += [
             "",

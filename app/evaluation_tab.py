@@ -19,6 +19,7 @@ from .evaluation import (
     diagnose_estimator,
     generated_note,
 )
+from .glossary import info
 from .gpu import on_gpu
 from .models import ModelRegistry
 from .settings import DEFAULT_OPTIONS, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
@@ -26,7 +27,8 @@ from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_u
 
 DEFAULTS_NOTE = (
     f"Defaults: Diagnose's estimator, {diagnose_estimator()} per image, so the scores are those of the "
-    f"answers Diagnose gives. Faster: Runs per image = 1 ({SAMPLE_CONSEQUENCE}); DDIM with fewer steps."
+    f"answers Diagnose gives. Faster: Runs{info('run')} per image = 1 ({SAMPLE_CONSEQUENCE}); "
+    f"DDIM{info('DDIM')} with fewer steps."
 )
 
 

@@ -124,3 +124,33 @@ def test_every_info_in_diagnoses_details_is_a_term_of_the_table():
     names = {name for name, _ in found}
     assert names == {"run (chain)", "global prior", "local prior", "fused prior", "t-test", "entropy",
                      "distribution check"}  # fmt: skip
+
+
+def test_every_info_in_evaluates_results_and_note_is_a_term_of_the_table():
+    from app.evaluation import metrics_markdown
+    from app.evaluation_tab import DEFAULTS_NOTE
+
+    row = {"accuracy": 0.8, "macro_f1": 0.7, "kappa": 0.6, "ece": 0.05}
+    result = {
+        "n": 10,
+        "sampler": "ddpm",
+        "steps": None,
+        "samples": 8,
+        **{k: dict(row) for k in ("diffmic", "diffmic_single", "fused", "global", "local")},
+    }
+    result["diffmic"]["kappa_weights"] = "quadratic"
+    text = metrics_markdown(result, "images", "a zip", 1000, best=0.9) + DEFAULTS_NOTE
+    found = infos(text)
+    by_name = {entry.name: entry.definition for entry in TERMS}
+    assert all(by_name[name] == definition for name, definition in found)
+    assert {
+        "macro-F1",
+        "κ (quadratic-weighted kappa)",
+        "ECE",
+        "fused prior",
+        "global prior",
+        "local prior",
+        "run (chain)",
+        "DDIM",
+    } <= {n for n, _ in found}
+    assert len(INFO.findall(text)) == text.count("ⓘ")
