@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cli_args import MODEL_DEFAULTS, build_parser, sampling_options
+from .cli_args import MODEL_DEFAULTS, NO_ENCODER, build_parser, sampling_options
 from .config import ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .tasks import TASKS, preprocessing
@@ -77,7 +77,7 @@ def _model_config(
         local_scale=args.local_scale,
         global_backbone=args.global_backbone,
         local_backbone=args.local_backbone or MODEL_DEFAULTS.local_backbone,
-        encoder_backbone=args.encoder_backbone or None,
+        encoder_backbone=None if args.encoder_backbone in (None, NO_ENCODER) else args.encoder_backbone,
         encoder_view=args.encoder_view,
         output_stride=args.output_stride,
         fusion=args.fusion,
@@ -158,7 +158,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(DiffMICConfig.load(Path(args.init_from) / CONFIG_NAME), **_roi_options(args))
         if args.local_backbone:
             cfg = replace(cfg, local_backbone=args.local_backbone)
-        if args.encoder_backbone:  # a new encoder of the denoiser's own, trained from the encoder stage on
+        if args.encoder_backbone == NO_ENCODER:  # back to the DCG's features, trained from the encoder stage
+            cfg = replace(cfg, encoder_backbone=None)
+        elif args.encoder_backbone:  # a new encoder of the denoiser's own, trained from the encoder stage on
             cfg = replace(cfg, encoder_backbone=args.encoder_backbone, encoder_view=args.encoder_view)
         splits = _model_splits(args, cfg)
     else:

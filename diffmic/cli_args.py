@@ -17,6 +17,7 @@ from .train import LOCAL_INITS, STAGES, TrainConfig
 
 MODEL_DEFAULTS = DiffMICConfig()
 TRAIN_DEFAULTS = TrainConfig()
+NO_ENCODER = "none"  # --encoder-backbone none: the denoiser reads the DCG's features
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +43,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--encoder-backbone",
         default=d.encoder_backbone,
-        help="a separate timm encoder for the denoiser (default: reuse the DCG's features)",
+        help=f"a separate timm encoder for the denoiser (default: reuse the DCG's features; '{NO_ENCODER}' "
+        "with --init-from: remove the saved model's)",
     )
     g.add_argument(
         "--encoder-view",

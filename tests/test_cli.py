@@ -249,6 +249,15 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     )
     cfg = json.loads((tmp_path / "enc" / "config.json").read_text())
     assert (cfg["encoder_backbone"], cfg["encoder_view"]) == ("test_efficientnet", "full")
+    # ... and removed again: the denoiser back on the DCG's features, retrained from the encoder stage on
+    plain = [*enc[:4], str(tmp_path / "plain"), *enc[5:]]
+    plain[plain.index("--init-from") + 1] = str(tmp_path / "enc")
+    plain[plain.index("--encoder-backbone") + 1] = "none"
+    del plain[plain.index("--encoder-init") : plain.index("--encoder-init") + 2]  # no encoder to start
+    assert main(plain) == 0
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["encoder_backbone"] is None
+    log = json.loads((tmp_path / "plain" / "train_log.json").read_text())
+    assert log["history"][0]["new"] == ["encoder_backbone"] and log["history"][0]["stage"] == "diffusion"
     assert main([*more[:-1], str(tmp_path / "nothing")]) == 2
     assert "is not a model folder" in capsys.readouterr().err
     assert main(["train", "--task", "fundus", "--out", str(tmp_path / "x"), "--init-from", str(out)]) == 2
