@@ -179,9 +179,11 @@ TERMS: tuple[Term, ...] = (
 
 # stylesheet of the (i): the definition shows on hover (the title) and, on a phone, when tapped (focus)
 CSS = """
-.gloss-i {cursor:help; color:#2563eb; font-size:0.85em; font-style:normal; text-decoration:none;
-  border:0; margin-left:2px; position:relative; display:inline-block;}
-.gloss-i:focus {outline:2px solid #93c5fd; border-radius:50%;}
+.gloss-i {cursor:help; color:#2563eb; font:italic bold 0.72em/1 Georgia, serif; text-decoration:none;
+  border:1.5px solid currentColor; border-radius:50%; width:1.35em; height:1.35em; margin-left:3px;
+  position:relative; display:inline-flex; align-items:center; justify-content:center;
+  vertical-align:0.15em;}
+.gloss-i:focus {outline:2px solid #93c5fd;}
 .gloss-i:focus::after {content:attr(title); position:absolute; left:-8px; top:1.5em; z-index:60;
   width:max-content; max-width:min(320px, 80vw); background:#111827; color:#fff; padding:6px 8px;
   border-radius:6px; font-size:0.85rem; line-height:1.3; white-space:normal; font-weight:normal;}
@@ -214,7 +216,7 @@ def info(word: str) -> str:
     entry = term(word)
     definition = html.escape(entry.definition, quote=True)
     name = html.escape(entry.name, quote=True)
-    return f'<abbr class="gloss-i" tabindex="0" title="{definition}" data-term="{name}">ⓘ</abbr>'
+    return f'<abbr class="gloss-i" tabindex="0" title="{definition}" data-term="{name}">i</abbr>'
 
 
 def class_names(task: str | None) -> str:
@@ -249,7 +251,7 @@ def glossary_markdown() -> str:
     classes = class_names_markdown()
     return "\n".join(
         [
-            "An ⓘ beside a word anywhere in the app shows the same sentence (hover over it, or tap it).",
+            "An (i) beside a word anywhere in the app shows the same sentence (hover over it, or tap it).",
             "",
             "| term | what it means here | where |",
             "|---|---|---|",

@@ -22,7 +22,7 @@ from tests.test_app_support import make_app_dirs
 LISTED = ("prior", "global prior", "local prior", "fused prior", "DCG", "CAM", "ROI", "Grad-CAM", "LayerCAM",
           "run", "chain", "DDPM", "DDIM", "η", "ᾱ_t", "t-test", "entropy", "ECE", "macro-F1", "κ",
           "distribution check")  # fmt: skip
-INFO = re.compile(r'<abbr class="gloss-i" tabindex="0" title="([^"]*)" data-term="([^"]*)">ⓘ</abbr>')
+INFO = re.compile(r'<abbr class="gloss-i" tabindex="0" title="([^"]*)" data-term="([^"]*)">i</abbr>')
 
 
 def infos(text: str) -> list[tuple[str, str]]:
@@ -71,7 +71,9 @@ def test_every_info_in_learn_is_a_term_of_the_table():
     for name, definition in found:
         assert by_name[name] == definition
     assert {"prior", "fused prior", "ᾱ_t", "run (chain)", "DDPM", "DDIM", "η"} <= {n for n, _ in found}
-    assert len(INFO.findall(learn_texts())) == learn_texts().count("ⓘ")  # no (i) of another shape
+    assert len(INFO.findall(learn_texts())) == learn_texts().count(
+        'class="gloss-i"'
+    )  # no (i) of another shape
 
 
 def test_the_glossary_view_lists_every_term_and_the_class_names():
@@ -153,4 +155,4 @@ def test_every_info_in_evaluates_results_and_note_is_a_term_of_the_table():
         "run (chain)",
         "DDIM",
     } <= {n for n, _ in found}
-    assert len(INFO.findall(text)) == text.count("ⓘ")
+    assert len(INFO.findall(text)) == text.count('class="gloss-i"')
