@@ -19,6 +19,7 @@ from . import figures, maps
 from .assets import Example, list_examples
 from .controls import scan_details
 from .diagnose import OUTPUTS, REDRAW_OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
+from .glossary import info
 from .gpu import on_gpu
 from .models import ModelRegistry
 from .replay import REPLAY_S
@@ -27,8 +28,10 @@ from .widgets import disclaimer, error_box, model_dropdown, replace_target, step
 
 IMAGE_BUTTONS = ["fullscreen", "download"]  # no "share": results are not for posting
 DEFAULTS_NOTE = (
-    "Defaults: DDPM with all T steps and 8 runs (independent denoising chains), seed 0, as in the paper. "
-    f"DDIM defaults to {DEFAULT_DDIM_STEPS} steps. The same seed gives the same answer."
+    f"Defaults: {DEFAULT_OPTIONS.sampler.upper()}{info(DEFAULT_OPTIONS.sampler)} with all T steps and "
+    f"{DEFAULT_OPTIONS.samples} runs{info('run')} (independent denoising chains), seed "
+    f"{DEFAULT_OPTIONS.seed}, as in the paper. DDIM{info('DDIM')} defaults to {DEFAULT_DDIM_STEPS} steps. "
+    "The same seed gives the same answer."
 )
 
 
@@ -198,15 +201,15 @@ def build_diagnose_tab(diagnosis: Diagnosis, registry: ModelRegistry, settings: 
                 0, 1, value=maps.DEFAULT_OPACITY, step=0.05, label="Opacity of the map", elem_id="opacity"
             )
             gr.Markdown(
-                "DCG evidence: "
+                f"DCG{info('DCG')} evidence{info('CAM')}: "
                 + maps.HEAT_NOTES["saliency"]
-                + ". Grad-CAM: "
+                + f". Grad-CAM{info('Grad-CAM')}: "
                 + maps.HEAT_NOTES["gradcam"]
                 + ".",
                 elem_classes="map-note",
             )
         with gr.Column(min_width=340):
-            _title("Regions of interest (1 = most attended)")
+            _title(f"Regions of interest{info('ROI')} (1 = most attended)")
             rois = _map_image("regions of interest", "rois")
             _title("The regions as the local network saw them (rank · attention weight · size in pixels)")
             crops = gr.Gallery(  # 3 a row fit the column (more overflowed it, and the label hid the top)

@@ -156,3 +156,15 @@ def test_every_info_in_evaluates_results_and_note_is_a_term_of_the_table():
         "DDIM",
     } <= {n for n, _ in found}
     assert len(INFO.findall(text)) == text.count('class="gloss-i"')
+
+
+def test_every_info_the_page_shows_is_a_term_of_the_table(tmp_path):
+    """Every (i) in the built page's texts (all tabs, notes and titles) is the (i) of a term."""
+    demo = build_demo(make_app_dirs(tmp_path, 1))
+    texts = [b.value for b in demo.blocks.values() if isinstance(getattr(b, "value", None), str)]
+    found = infos("\n".join(texts))
+    by_name = {entry.name: entry.definition for entry in TERMS}
+    assert all(by_name[name] == definition for name, definition in found)
+    names = {name for name, _ in found}
+    assert {"DDPM", "run (chain)", "DDIM", "DCG", "CAM", "ROI", "Grad-CAM / LayerCAM"} <= names
+    assert len(found) == sum(t.count('class="gloss-i"') for t in texts)
