@@ -309,29 +309,3 @@ def probability_bars(
         bargap=0.3,
     )
     return plotly_figure(traces, layout)
-
-
-def confusion_figure(
-    matrix: Sequence[Sequence[int]], class_names: Sequence[str], height: int = 420
-) -> go.Figure:
-    """Confusion-matrix heat map (rows: true class, columns: predicted class) with the counts written in."""
-    z = np.asarray(matrix, dtype=float)
-    names = list(class_names)
-    trace = dict(
-        type="heatmap",
-        z=z.tolist(),
-        x=names,
-        y=names,
-        colorscale="Blues",
-        text=z.astype(int).tolist(),
-        texttemplate="%{text}",
-        hovertemplate="true %{y} → predicted %{x}: %{z:.0f}<extra></extra>",
-        showscale=False,
-    )
-    layout = base_layout(
-        "",
-        height,
-        xaxis=axis("predicted class", side="bottom", automargin=True),
-        yaxis=axis("true class", autorange="reversed", automargin=True),
-    )
-    return plotly_figure([trace], layout)

@@ -17,18 +17,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffmic.options import APP_DEFAULT, SamplingOptions
+from diffmic.options import APP_DEFAULT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Defaults of the controls. Diagnose runs one image the paper's way (APP_DEFAULT: DDPM, all T steps,
-# 8 chains); Evaluate runs many images, so it defaults to DDIM, 50 steps, 1 chain per image.
+# 8 chains); Evaluate scores with the same (DEFAULT_OPTIONS), so its scores are those of Diagnose's answers.
 DEFAULT_OPTIONS = APP_DEFAULT
 DEFAULT_SAMPLER = APP_DEFAULT.sampler.upper()  # also read by benchmarks/app_latency.py
 DEFAULT_SAMPLES = APP_DEFAULT.samples
 DEFAULT_SEED = APP_DEFAULT.seed
 DEFAULT_DDIM_STEPS = 50
-EVAL_DEFAULT = SamplingOptions(sampler="ddim", steps=DEFAULT_DDIM_STEPS, samples=1)
 MAX_SAMPLES = 64
 MAX_EVAL_SAMPLES = 16
 MAX_STEPS = 1000

@@ -91,6 +91,7 @@ def test_every_figure_passes_plotly_validation():
     import plotly.graph_objects as go
 
     from app import figures
+    from app.confusion_figure import confusion_figure
     from app.forward_figure import forward_figure
     from app.learn import forward_process, one_hot
     from app.lesson_figures import Lesson, reverse_figure, schedule_figure
@@ -109,7 +110,7 @@ def test_every_figure_passes_plotly_validation():
         figures.empty_figure("nothing yet"),
         figures.trajectory_figure(traj, pipe.config.timesteps, labels=["a", "b", "c"]),
         figures.probability_bars(names, traj.current, traj.prior, title="bars"),
-        figures.confusion_figure([[3, 1, 0], [0, 2, 1], [1, 0, 4]], names),
+        confusion_figure([[3, 1, 0], [0, 2, 1], [1, 0, 4]], names),
         forward_figure(fp, 5),
         figures.trajectory_figure(traj, 100, each_run=True, now=40, from_prior=False, max_points=3),
         reverse_figure(lesson, 5),
