@@ -48,6 +48,12 @@ def caps(log: dict) -> str:
     return " ".join(f"--{k.replace('_', '-')} {tc[k]}" for k in flags if k in tc)
 
 
+def run_dir(log: dict, task: str) -> str:
+    """The run folder of the logged training command (its ``--out``), or ``runs/<task>``."""
+    words = log.get("command", "").split()
+    return words[words.index("--out") + 1] if "--out" in words[:-1] else f"runs/{task}"
+
+
 def data_sentence(log: dict, size: int) -> str:
     """How many generated images trained and validated the model (the log's ``data``; older logs: 3,000)."""
     data = log.get("data")
@@ -89,13 +95,13 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
         "```bash",
         log.get("command") or f"python -m diffmic train --task {task} --out runs/{task} {caps(log)}".rstrip(),
         (
-            f"python -m diffmic.baseline --from-model runs/{task} --out runs/cnn_{task}   # the baseline"
+            f"python -m diffmic.baseline --from-model {run_dir(log, task)} --out runs/cnn_{task}  # baseline"
             if cnn_log.get("exported_from")
             else f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline"
         ),
         "```",
         "",
-        "CPU, 2 cores shared by the three models' runs: "
+        "CPU, 2 cores: "
         f"{minutes(log.get('train_seconds'))} wall-clock for DiffMIC "
         f"({stage_summary(log)}; each stage stops when its validation score has not improved for "
         f"{log.get('train_config', {}).get('patience', '?')} validations, or at its epoch cap)."

@@ -22,3 +22,12 @@ def test_an_old_log_without_data_keeps_the_old_sentence():
     assert data_sentence({"data": {"train": 85, "validation": 15}}, 64).startswith(
         "100 generated images at 64"
     )
+
+
+def test_the_baseline_line_names_the_logged_run():
+    from benchmarks.bundle import run_dir
+
+    assert run_dir(
+        {"command": "python -m diffmic train --task fundus --out runs/fundus30k --x 1"}, "fundus"
+    ) == ("runs/fundus30k")
+    assert run_dir({}, "derm") == "runs/derm"
