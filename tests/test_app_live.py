@@ -379,7 +379,7 @@ def test_browser_end_to_end(live, tmp_path):
             page.locator("#heat-choice").get_by_text("Grad-CAM").click()  # made on first use
             expect(page.locator("#heat img")).not_to_have_attribute("src", before, timeout=30_000)
             page.locator("#details-box").get_by_text("Details").click()
-            expect(page.locator("#details")).to_contain_text("paired t-test")
+            expect(page.locator("#details")).to_contain_text("paired t-test", timeout=30_000)
             settle(page, "trajectory", "answer", "heat")
             page.screenshot(path=str(shots / "diagnose.png"), full_page=True)
             replay_and_scrub(page, T)
@@ -473,7 +473,7 @@ def test_browser_end_to_end(live, tmp_path):
             upload(phone, live.example)
             run_and_wait(phone)
             phone.locator("#details-box").get_by_text("Details").click()
-            expect(phone.locator("#details")).to_contain_text("paired t-test")
+            expect(phone.locator("#details")).to_contain_text("paired t-test", timeout=30_000)
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390
             cells = "#details td, #details th, #answer h3, #answer p"
             assert phone.locator("#details td").count() >= 10 and set(words_broken(phone, cells)) == {0}
