@@ -487,6 +487,14 @@ def test_browser_end_to_end(live, tmp_path):
             learn_prior_control(phone)
             phone.get_by_role("tab", name="Evaluate").click()
             expect(phone.locator("#eval-generated")).to_be_enabled()
+            phone.locator("#eval-zip input[type=file]").set_input_files(str(dataset))
+            phone.locator("#eval-run").click()
+            expect(phone.locator("#eval-metrics")).to_contain_text("Accuracy", timeout=60_000)
+            expect(phone.locator("#eval-table")).to_contain_text(".png")
+            settle(phone, "confusion", "eval-table")
+            cells = "#eval-metrics td, #eval-metrics th, #eval-table td, #eval-table th"
+            assert phone.locator("#eval-table td").count() >= 4 and set(words_broken(phone, cells)) == {0}
+            phone.screenshot(path=str(shots / "evaluate-mobile.png"), full_page=True)
         finally:
             browser.close()
     assert not errors, "\n".join(errors)  # no console error and no uncaught error, on any tab
