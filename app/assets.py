@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffmic.class_match import class_index, normalise_name  # noqa: F401 - one rule for names, re-exported
+from diffmic.class_match import class_index
 from diffmic.tasks import TASKS
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".dcm")

@@ -39,6 +39,7 @@ from .case_report import CaseReport
 from .controls import sampling_options, upload_path
 from .errors import UserError, error_markdown, on_error, raise_api_error
 from .frames import named
+from .glossary import class_names
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder, slug
 from .publication import trajectory_png
@@ -290,7 +291,7 @@ class Diagnosis:
             bars=figures.probability_bars(
                 traj.class_names, traj.prior, labels=labels, title="Prior (the start)"
             ),
-            glossary=report.glossary_markdown(sel.task),
+            glossary=class_names(sel.task),
             original=maps.original(prepared.pixels),
             notice=report.notice_markdown(sel.notice, sel.source),
         )

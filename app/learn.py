@@ -17,6 +17,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from diffmic.class_match import class_index
 from diffmic.imageio import DecodedImage
 from diffmic.lesson import (
     ReverseChain,
@@ -32,7 +33,7 @@ from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
 
 from . import figures, report
-from .assets import class_index, list_examples
+from .assets import list_examples
 from .errors import UserError, error_markdown, on_error
 from .forward_figure import ForwardProcess, frame_timesteps
 from .frames import named

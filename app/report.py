@@ -21,7 +21,7 @@ from diffmic.pipeline import DiffMICOutput
 from diffmic.tasks import DISCLAIMER, images_phrase, task_info
 from diffmic.uncertainty import CLOSE_GAP
 
-from .glossary import class_names, info
+from .glossary import info
 from .settings import MAX_SAMPLES
 
 NBSP = "\u00a0"  # keeps "21 % ± 27" and "2 of 8" on one line in a table
@@ -177,11 +177,6 @@ def details_markdown(output: DiffMICOutput, task: str | None, source: str) -> st
         f"seed {output.options.seed}. ± is the standard deviation over the runs, in percentage points.",
     ]
     return "\n".join(lines)
-
-
-def glossary_markdown(task: str | None) -> str:
-    """One line spelling out the task's class names (empty for a custom model): ``glossary.class_names``."""
-    return class_names(task)
 
 
 def counter_markdown(done: int, total: int, t: int | None) -> str:

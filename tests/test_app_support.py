@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.assets import class_index, label_from_filename, list_examples, normalise_name
+from app.assets import label_from_filename, list_examples
 from app.settings import Settings, load_settings, server_port
+from diffmic.class_match import class_index, normalise_name
 from diffmic.data.synthetic import GENERATORS, generate_sample
 from tests.helpers import tiny_model
 
