@@ -19,7 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from app.controls import scan_details
-from diffmic.dicom import MAX_READS, DicomInfo, read_dicom_info
+from diffmic.dicom import DicomInfo, read_dicom_info
+from diffmic.dicom_parse import MAX_READS
 from diffmic.imageio import ImageLoadError, load_image
 from tests.test_imageio import dicom_bytes, encode, pixels
 
