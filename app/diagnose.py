@@ -45,7 +45,7 @@ from .outputs import new_run_folder, slug
 from .publication import trajectory_png
 from .runs import RunControl, session_of
 from .settings import STREAM_INTERVAL_S
-from .uploads import Uploads, decode_upload
+from .uploads import Uploads, decode_upload, upload_key
 
 OUTPUTS = (
     "counter",
@@ -160,9 +160,12 @@ class Diagnosis:
     # ------------------------------------------------------------------ inputs changed, Stop
     def preview(self, file: Any, request: gr.Request | None = None) -> tuple:
         """A new upload: the image for display (or what is wrong with it), and every old result cleared. The
-        decode is kept for the run (``uploads.Uploads``)."""
+        decode is kept for the run (``uploads.Uploads``). The same image again (a late second change event of
+        one drop, or the same file chosen twice) keeps the results of its run."""
         session = session_of(request)
-        self.control.shown(session, image=upload_path(file) or "")
+        key = upload_key(file)
+        same = bool(key) and self.control.is_shown(session, image=key)
+        self.control.shown(session, image=key)
         if not file:
             return (None, *cleared())
         try:
@@ -170,7 +173,7 @@ class Diagnosis:
         except UserError as err:  # shown in the error box right under the upload
             gr.Warning(str(err))
             return (None, *error_frame(str(err)))
-        return (preview_pixels(image), *cleared())
+        return (preview_pixels(image), *(frame() if same else cleared()))
 
     def model_changed(self, model: str, request: gr.Request | None = None) -> tuple:
         """Another model: the old results no longer apply."""
@@ -209,11 +212,11 @@ class Diagnosis:
         picture = self.uploads.decoded(session, image)  # the preview's decode
         selection = self.registry.get(model)
         options = sampling_options(sampler, steps, samples, seed, selection.pipe.config.timesteps)
-        path = upload_path(image) or ""
-        self.control.shown(session, image=path, model=model)  # what the page shows while this run lasts
+        path, key = upload_path(image) or "", upload_key(image)
+        self.control.shown(session, image=key, model=model)  # what the page shows while this run lasts
 
         def verdict() -> str | None:
-            return self.control.verdict(session, token, image=path, model=model)
+            return self.control.verdict(session, token, image=key, model=model)
 
         yield from self._stream(picture, selection, options, Path(path or "image").stem, verdict)
 

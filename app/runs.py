@@ -9,7 +9,8 @@ frame ("Step 600 of 1000…") for ever. Instead:
 - A run records its image and model as what the page shows (``shown``), and so does every new upload
   or model; a run whose image or model is no longer the one on the page ends without a frame, so it
   cannot write over the cleared page. Comparing the inputs, not the order of events, keeps a late
-  preview of the same image from ending its own run.
+  preview of the same image from ending its own run; images are compared by content
+  (``uploads.upload_key``), since one file may arrive twice under two temporary paths.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class RunControl:
         """Record what the page now shows (``image=…``, ``model=…``)."""
         with self._lock:
             self._inputs.setdefault(session, {}).update({k: str(v) for k, v in inputs.items()})
+
+    def is_shown(self, session: str, **inputs: str) -> bool:
+        """Whether the page already shows these inputs (a preview of the same image again changes nothing)."""
+        with self._lock:
+            current = self._inputs.get(session, {})
+            return all(key in current and current[key] == str(value) for key, value in inputs.items())
 
     def verdict(self, session: str, token: int, **inputs: str) -> str | None:
         """None while the run may go on; ``"stopped"`` after Stop; ``"stale"`` when the page shows other

@@ -4,15 +4,20 @@ use that decode (``diffmic.imageio.DecodedImage``, which the pipeline does not c
 Every guard against a bad file (wrong type, corrupt, too big) runs in that one decode
 (``controls.read_upload``); its refusal is kept too, so the run says the same without reading the file
 again. A session keeps only its latest upload; the oldest sessions' images are let go once the kept images
-pass ``KEPT_PIXELS`` pixels or ``KEPT_SESSIONS`` sessions. A file is recognised by its path, size and
-modification time.
+pass ``KEPT_PIXELS`` pixels or ``KEPT_SESSIONS`` sessions.
+
+An upload is recognised by its content (``upload_key``), not its path: one file can reach the server under two
+temporary paths (a drop that replaces an image sends its change event twice), and those must count as one
+image — for the decode kept here and for the run it belongs to (``runs.RunControl``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from diffmic.imageio import DecodedImage
@@ -31,13 +36,35 @@ def decode_upload(file: Any) -> DecodedImage:
     return DecodedImage(read_upload(file))
 
 
-def file_key(path: str) -> tuple:
-    """What tells one file from another: its path, size and modification time (the path alone if gone)."""
+HASHED_BYTES = 64 * 1024 * 1024  # bigger files (refused by the decode anyway) are known by path and size
+
+
+def upload_key(file: Any) -> str:
+    """What tells one upload from another: a digest of its bytes ("" when nothing is uploaded; the path, size
+    and time when the file cannot be read or is too big to hash)."""
+    path = upload_path(file)
+    if not path:
+        return ""
     try:
         info = os.stat(path)
     except OSError:
-        return (path,)
-    return (path, info.st_size, info.st_mtime_ns)
+        return f"missing:{path}"
+    if info.st_size > HASHED_BYTES:
+        return f"file:{path}:{info.st_size}:{info.st_mtime_ns}"
+    return _digest(path, info.st_size, info.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """The SHA-1 of a file's bytes (cached by path, size and time: a run and its preview hash once)."""
+    sha = hashlib.sha1(usedforsecurity=False)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+    except OSError:
+        return f"unreadable:{path}:{size}:{mtime_ns}"
+    return f"sha1:{sha.hexdigest()}"
 
 
 class Uploads:
@@ -51,15 +78,14 @@ class Uploads:
         self.kept_pixels = kept_pixels
         self._decode = decode
         self._lock = threading.Lock()
-        self._kept: OrderedDict[str, tuple[tuple, Decoded]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[str, Decoded]] = OrderedDict()
         self._session_locks: dict[str, threading.Lock] = {}
 
     def decoded(self, session: str, file: Any) -> DecodedImage:
         """The session's upload ``file`` decoded (once), or the UserError saying what is wrong with it."""
-        path = upload_path(file)
-        if not path:
+        key = upload_key(file)
+        if not key:
             return self._decode(file)  # raises: nothing uploaded
-        key = file_key(path)
         with self._lock:
             session_lock = self._session_locks.setdefault(session, threading.Lock())
         with session_lock:
@@ -74,7 +100,7 @@ class Uploads:
             raise UserError(str(outcome))
         return outcome
 
-    def _lookup(self, session: str, key: tuple) -> Decoded | None:
+    def _lookup(self, session: str, key: str) -> Decoded | None:
         with self._lock:
             kept = self._kept.get(session)
             if kept is None or kept[0] != key:
@@ -82,7 +108,7 @@ class Uploads:
             self._kept.move_to_end(session)
             return kept[1]
 
-    def _keep(self, session: str, key: tuple, outcome: Decoded) -> None:
+    def _keep(self, session: str, key: str, outcome: Decoded) -> None:
         with self._lock:
             self._kept[session] = (key, outcome)
             self._kept.move_to_end(session)

@@ -343,6 +343,26 @@ def test_a_new_image_clears_the_results_and_ends_the_old_run(registry, example, 
     assert empty_preview is None
 
 
+def test_the_same_image_under_another_path_keeps_its_run_and_answer(registry, example, tmp_path):
+    """A drop that replaces the image can send its change event twice, the file under two temporary paths: the
+    second preview is of the image the run is answering, so the run goes on and its answer stays."""
+    diagnosis = Diagnosis(registry, interval_s=0.0)
+    diagnosis.preview(example)
+    copy = tmp_path / "copy" / Path(example).name
+    copy.parent.mkdir()
+    copy.write_bytes(Path(example).read_bytes())
+    frames = diagnosis.run(example, "fundus", "DDIM", 5, 1, 0)
+    next(frames)
+    preview, *kept = diagnosis.preview(str(copy))  # the late event, mid-run
+    assert preview.shape[2] == 3 and all(is_skip(v) for v in kept)
+    assert as_dict(list(frames)[-1])["counter"].startswith("**Done:**")
+    _, *kept = diagnosis.preview(str(copy))  # and after "Done": the answer stays
+    assert all(is_skip(v) for v in kept)
+    other = sorted(Path(example).parent.glob("*.png"))[1]
+    _, *cleared = diagnosis.preview(str(other))  # another image clears
+    assert_cleared(as_dict(tuple(cleared)))
+
+
 # ---------------------------------------------------------------- Diagnose: the answer card
 def fake_output(sample_probs, task_names=FUNDUS, ood=None):
     probs = np.asarray(sample_probs, float)

@@ -10,7 +10,7 @@ from PIL import Image
 from app.diagnose import OUTPUTS, Diagnosis
 from app.errors import UserError
 from app.models import ModelRegistry
-from app.uploads import Uploads, decode_upload
+from app.uploads import Uploads, decode_upload, upload_key
 from diffmic import imageio
 from diffmic.imageio import DecodedImage, decode
 from tests.helpers import random_image
@@ -132,3 +132,18 @@ def test_kept_uploads_are_bounded_and_a_changed_file_is_decoded_again(tmp_path):
     assert len(calls) == 8
     with pytest.raises(UserError, match="upload an image"):
         uploads.decoded("s0", None)
+
+
+def test_one_file_under_two_temporary_paths_is_one_upload(tmp_path):
+    """A drop that replaces an image may reach the server twice, under two paths: decoded once, one key."""
+    calls: list[str] = []
+    uploads = Uploads(decode=lambda file: calls.append(file) or decode_upload(file))
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first = random_png(tmp_path / "a" / "x.png", 32)
+    second = tmp_path / "b" / "x.png"
+    second.write_bytes(first.read_bytes())
+    assert upload_key(str(first)) == upload_key({"path": str(second)}) != upload_key(None) == ""
+    assert uploads.decoded("s", str(first)) is uploads.decoded("s", str(second)) and len(calls) == 1
+    other = random_png(tmp_path / "c.png", 33)
+    assert upload_key(str(other)) != upload_key(str(first))
+    assert upload_key(str(tmp_path / "gone.png")).startswith("missing:")
