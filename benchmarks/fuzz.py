@@ -59,7 +59,18 @@ BYTES_PER_LIMIT_PIXEL = 32
 SLACK_BYTES = 16 * 1024 * 1024
 MAX_EXTRACTED = 16  # images loaded from one zip
 # the modules whose Python code is instrumented for coverage (Pillow's plugins are imported by Image.init)
-INSTRUMENTED = ("diffmic.imageio", "diffmic.dicom", "diffmic.data.archive", "diffmic.data.readers", "zipfile")
+INSTRUMENTED = (
+    "diffmic.imageio",
+    "diffmic.rgb_conversion",
+    "diffmic.dicom",
+    "diffmic.dicom_parse",
+    "diffmic.dicom_values",
+    "diffmic.dicom_frame",
+    "diffmic.dicom_display",
+    "diffmic.data.archive",
+    "diffmic.data.readers",
+    "zipfile",
+)
 
 
 class FuzzFailure(Exception):

@@ -11,7 +11,8 @@ import numpy as np
 from .dicom_frame import _pydicom_pixels
 from .dicom_parse import MAX_LUT_BYTES
 from .dicom_values import _first, _numbers, _value, _whole
-from .imageio import ImageLoadError, _to_uint8
+from .imageio import ImageLoadError
+from .rgb_conversion import _to_uint8
 
 _WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 

@@ -38,7 +38,8 @@ then its VOI LUT or window, MONOCHROME1 inverted; min–max when it gives neithe
 
 An image is decoded and checked once: :func:`decode` wraps what :func:`load_image` returns in a
 :class:`DecodedImage`, which :func:`rgb_image` (the pipeline's entry) passes on as it is, with no second
-check or copy; any other input goes through :func:`load_image` there.
+check or copy; any other input goes through :func:`load_image` there. Modes and arrays are converted to
+RGB by :mod:`diffmic.rgb_conversion`.
 """
 
 from __future__ import annotations
@@ -61,16 +62,12 @@ MIN_SIDE: int = 16
 
 _FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")  # never hand untrusted bytes to other decoders
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "PA")
 # Anything a decoder may raise on malformed data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error)
 
 NOT_AN_IMAGE = "not a recognised image (PNG, JPEG, BMP, TIFF, WebP or DICOM)"
 CORRUPT = "the image file is corrupt or truncated"
 MULTI_FRAME = "animated or multi-frame images are not supported; export a single frame"
-ARRAY_SHAPE = "expected an array of shape H×W, H×W×1, H×W×3 or H×W×4"
-ARRAY_DTYPE = "expected an array of dtype uint8, uint16 or float"
 
 
 class ImageLoadError(ValueError):
@@ -116,6 +113,8 @@ def load_image(
     if isinstance(source, Image.Image):
         image = _pil_to_rgb(source, max_pixels)
     elif isinstance(source, np.ndarray):
+        from .rgb_conversion import _array_to_rgb  # imports this module: imported when first needed
+
         image = _array_to_rgb(source, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         size = memoryview(source).nbytes
@@ -233,6 +232,8 @@ def _check_min_size(image: Image.Image) -> Image.Image:
 
 def _pil_to_rgb(image: Image.Image, max_pixels: int) -> Image.Image:
     """Check size and frames, decode fully, apply EXIF orientation and convert to RGB (a new image)."""
+    from .rgb_conversion import _mode_to_rgb  # imports this module: imported when first needed
+
     _check_pixels(*image.size, max_pixels)
     try:
         animated = getattr(image, "is_animated", False)  # a GIF is read up to its second frame here
@@ -251,84 +252,3 @@ def _pil_to_rgb(image: Image.Image, max_pixels: int) -> Image.Image:
     except Exception:  # a malformed EXIF block only costs us the orientation
         upright = image.copy()
     return _mode_to_rgb(upright)
-
-
-def _mode_to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB: high-bit gray by min–max, transparency onto white."""
-    if image.mode in _HIGH_BIT_MODES:
-        gray = _to_uint8(np.asarray(image), unit_floats=False)
-        return Image.fromarray(gray).convert("RGB")
-    try:
-        if image.mode in _ALPHA_MODES or "transparency" in image.info:
-            return _onto_white(image.convert("RGBA"))
-        return image if image.mode == "RGB" else image.convert("RGB")
-    except ValueError:  # e.g. premultiplied "La"
-        raise ImageLoadError(f"unsupported colour mode {image.mode}") from None
-
-
-def _onto_white(rgba: Image.Image) -> Image.Image:
-    """Composite an RGBA image onto a white background."""
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-# --- arrays --------------------------------------------------------------------------------------------
-
-
-def _array_to_rgb(array: np.ndarray, max_pixels: int) -> Image.Image:
-    """Validate an H×W[×C] array and convert it to an RGB image."""
-    channels = array.shape[2] if array.ndim == 3 else 1
-    if array.size == 0 or array.ndim not in (2, 3) or channels not in (1, 3, 4):
-        raise ImageLoadError(f"{ARRAY_SHAPE}; got shape {array.shape}")
-    if not (_is_uint(array, 1) or _is_uint(array, 2) or array.dtype.kind == "f"):
-        raise ImageLoadError(f"{ARRAY_DTYPE}; got {array.dtype}")
-    _check_pixels(array.shape[1], array.shape[0], max_pixels)
-    if channels == 1:
-        array = array.reshape(array.shape[:2])
-    if channels == 4:
-        colour = _to_uint8(array[..., :3])
-        alpha = _alpha_to_uint8(array[..., 3])
-        return _onto_white(Image.fromarray(np.dstack([colour, alpha])))
-    return Image.fromarray(np.ascontiguousarray(_to_uint8(array))).convert("RGB")
-
-
-def _to_uint8(values: np.ndarray, *, unit_floats: bool = True) -> np.ndarray:
-    """uint8 as is; floats within [0, 1] times 255 (if `unit_floats`); anything else min–max to 0–255."""
-    if _is_uint(values, 1):
-        return values
-    if values.dtype.kind == "f":
-        _check_finite(values)
-        if unit_floats and values.min() >= 0 and values.max() <= 1:
-            return np.rint(values.astype(np.float32) * 255).astype(np.uint8)
-    return np.rint(_unit_range(values) * 255).astype(np.uint8)
-
-
-def _alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
-    """Alpha channel to uint8: uint16 read as 0–65535, floats clipped to [0, 1]."""
-    if _is_uint(alpha, 1):
-        return alpha
-    if _is_uint(alpha, 2):
-        return np.rint(alpha / 257).astype(np.uint8)
-    _check_finite(alpha)
-    return np.rint(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
-
-
-def _is_uint(values: np.ndarray, itemsize: int) -> bool:
-    """True for unsigned integers of `itemsize` bytes, in either byte order."""
-    return values.dtype.kind == "u" and values.dtype.itemsize == itemsize
-
-
-def _unit_range(values: np.ndarray) -> np.ndarray:
-    """Scale the actual min–max of `values` to [0, 1] (float32; a constant array gives zeros)."""
-    _check_finite(values)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(values.shape, np.float32)
-    work = np.float64 if values.dtype == np.float64 else np.float32
-    return ((values.astype(work) - low) / (high - low)).astype(np.float32, copy=False)
-
-
-def _check_finite(values: np.ndarray) -> None:
-    """Refuse NaN and infinite values."""
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise ImageLoadError("the image contains NaN or infinite values")
