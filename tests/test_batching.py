@@ -17,6 +17,7 @@ import torch
 
 from diffmic import batching
 from diffmic import pipeline as pipeline_module
+from diffmic.batch_request import BatchRequest
 from diffmic.batching import BatchedPipeline, Batcher
 from diffmic.chain import DenoiseState
 from diffmic.imageio import ImageLoadError
@@ -39,9 +40,9 @@ def model():
     return tiny_model(num_classes=3, seed=0)
 
 
-def recorded_batches(monkeypatch) -> list[list[batching.BatchRequest]]:
+def recorded_batches(monkeypatch) -> list[list[BatchRequest]]:
     """Every batch the workers run, in order."""
-    seen: list[list[batching.BatchRequest]] = []
+    seen: list[list[BatchRequest]] = []
     run = batching.run_batch
 
     def spy(batch):
@@ -264,7 +265,7 @@ def test_a_batch_on_the_fake_gpu_gives_the_cpu_answers(model):
         requests = []
         for image, opts in zip(images, options, strict=True):
             x, pixels = pipe.preprocess(image)
-            requests.append(batching.BatchRequest(pipe, opts, x, pixels[0]))
+            requests.append(BatchRequest(pipe, opts, x, pixels[0]))
         batching.run_batch(requests)
         for request, ref in zip(requests, expected, strict=True):
             state, probs = request.outcome()
