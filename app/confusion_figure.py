@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import axis, base_layout, plotly_figure
+from .figure_style import axis, base_layout, plotly_figure
 
 # ColorBrewer's sequential Blues, light (no image) to dark (the most images)
 SCALE = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import axis, base_layout, class_colour, legend_below, plotly_figure, rgba
+from .figure_style import axis, base_layout, class_colour, legend_below, plotly_figure, rgba
 
 
 @dataclass

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from diffmic.lesson import ReverseChain, Schedule
 
 from . import report
-from .figures import axis, base_layout, class_colour, legend_below, plotly_figure, rgba
+from .figure_style import axis, base_layout, class_colour, legend_below, plotly_figure, rgba
 from .forward_figure import ForwardProcess, forward_figure
 
 SCHEDULE_POINTS = 200  # per curve of the schedule figure

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 from diffmic.trajectory import Trajectory
 
-from .figures import band_note, chain_summary, class_colour
+from .figure_style import class_colour
+from .figures import band_note, chain_summary
 
 
 def trajectory_png(
