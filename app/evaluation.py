@@ -24,31 +24,21 @@ from torch.utils.data import Dataset
 
 from diffmic.class_match import ClassMismatch, match_dataset, require_same_classes
 from diffmic.data.datasets import FileDataset
-from diffmic.diffusion import sampler_class
 from diffmic.imageio import ImageLoadError
 from diffmic.options import SamplingOptions
 
-from . import figures, report
+from . import figures
 from .confusion_figure import confusion_figure
 from .controls import sampling_options, upload_path
 from .errors import EXPECTED, UserError, error_markdown, on_error
-from .glossary import info
+from .eval_metrics import metrics_markdown
+from .eval_table import TABLE_HEADERS, per_image_rows, table_update
 from .models import ModelRegistry, Selection
 from .outputs import new_run_folder
 from .settings import DEFAULT_OPTIONS, EVAL_MAX_IMAGES, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
 
-METHOD_NAMES = {
-    "diffmic": "**DiffMIC**",
-    "diffmic_single": f"DiffMIC, 1 run{info('run')} (a sample)",
-    "fused": f"fused prior{info('fused prior')}",
-    "global": f"global prior{info('global prior')}",
-    "local": f"local prior{info('local prior')}",
-}
-TABLE_HEADERS = ["file", "true class", "predicted class", "correct"]
-COLUMN_WIDTHS = {4: ["46%", "21%", "21%", "12%"], 5: ["33%", "18%", "18%", "18%", "13%"]}
 # what a dataset can get wrong: the archive and reader errors say what, in a sentence
 DATA_ERRORS = (*EXPECTED, ValueError, FileNotFoundError)
-SAMPLE_CONSEQUENCE = "1 run is a sample: its calibration is worse by design"
 BATCH_SIZE = 16  # images scored together
 
 
@@ -83,95 +73,6 @@ def dataset_root(folder: Path) -> Path:
             folder = children[0]
         else:
             return folder
-
-
-def steps_phrase(steps: int | None) -> str:
-    """``"all T steps"`` or ``"50 steps"``."""
-    return "all T steps" if steps is None else f"{steps} steps"
-
-
-def diagnose_estimator() -> str:
-    """Diagnose's estimator in words: "the mean of 8 runs (DDPM, all T steps)"."""
-    how = f"{sampler_class(DEFAULT_OPTIONS.sampler).label}, {steps_phrase(DEFAULT_OPTIONS.steps)}"
-    return f"the mean of {DEFAULT_OPTIONS.samples} runs ({how})"
-
-
-def is_diagnose_estimator(result: dict[str, Any], timesteps: int) -> bool:
-    """Whether ``result`` was scored with Diagnose's sampler, steps (all T however given) and runs."""
-    ran = (result["sampler"], result["steps"] or timesteps, result["samples"])
-    return ran == (DEFAULT_OPTIONS.sampler, DEFAULT_OPTIONS.steps or timesteps, DEFAULT_OPTIONS.samples)
-
-
-def estimator_note(result: dict[str, Any], timesteps: int) -> str:
-    """How DiffMIC was scored: with Diagnose's estimator, or otherwise (1 run: a sample) and what it costs."""
-    if is_diagnose_estimator(result, timesteps):
-        return f"DiffMIC is scored with Diagnose's estimator, {diagnose_estimator()}: Diagnose's answer."
-    if result["samples"] == 1:
-        return (
-            f"**1 run per image**: faster, but {SAMPLE_CONSEQUENCE}. Diagnose answers with "
-            f"{diagnose_estimator()}, the default here."
-        )
-    return (
-        f"DiffMIC scored on the mean of {result['samples']} runs per image; Diagnose answers with "
-        f"{diagnose_estimator()}, the default here."
-    )
-
-
-def metrics_markdown(
-    result: dict[str, Any],
-    what: str,
-    source: str,
-    timesteps: int,
-    skipped: str = "",
-    best: float | None = None,
-) -> str:
-    """Headline metrics of DiffMIC (and of one of its runs alone) and of its priors; with ``best``, the best
-    accuracy possible on these images (generated ones), beside each row's accuracy."""
-    kappa = "quadratic-weighted κ" if result["diffmic"].get("kappa_weights") == "quadratic" else "Cohen's κ"
-    ceiling = "" if best is None else f" {best:.3f} |"
-    lines = [
-        f"### Accuracy {result['diffmic']['accuracy']:.3f} · macro-F1{info('macro-F1')} "
-        f"{result['diffmic']['macro_f1']:.3f} · {kappa}{info('κ')} {result['diffmic']['kappa']:.3f}",
-        f"{result['n']} {what} · {source} · {str(result['sampler']).upper()}, "
-        f"{steps_phrase(result['steps'])}, {result['samples']} run(s) per image",
-        "",
-        estimator_note(result, timesteps),
-    ]
-    if skipped:
-        lines += ["", f"**Skipped:** {skipped}."]
-    lines += [
-        "",
-        f"| method | accuracy |{' best possible |' if best is not None else ''} macro-F1 | {kappa} | "
-        f"ECE{info('ECE')} |",
-        f"|---|---:|{'---:|' if best is not None else ''}---:|---:|---:|",
-    ]
-    for key in ("diffmic", "diffmic_single", "fused", "global", "local"):
-        if key not in result:  # a single run only when DiffMIC averaged several
-            continue
-        m = result[key]
-        lines.append(
-            f"| {METHOD_NAMES[key]} | {m['accuracy']:.3f} |{ceiling} {m['macro_f1']:.3f} | "
-            f"{m['kappa']:.3f} | {m['ece']:.3f} |"
-        )
-    lines += ["", f"ECE{info('ECE')}: expected calibration error (0 = the probabilities are honest)."]
-    if "diffmic_single" in result:
-        lines += [
-            "",
-            f"*DiffMIC, 1 run*: the first run of each image alone, what a 1-run setting scores; "
-            f"{SAMPLE_CONSEQUENCE}.",
-        ]
-    if best is not None:
-        lines += [
-            "",
-            f"Best possible: {best:.3f}, the accuracy of the Bayes rule on what each generated image "
-            "shows (its lesions). No classifier can expect more: the images it misses show the lesions "
-            "of a neighbouring class, and those errors are irreducible.",
-        ]
-    lines += [
-        "",
-        report.disclaimer_markdown(),
-    ]
-    return "\n".join(lines)
 
 
 def cleared(error: str | None = None) -> EvalOutputs:
@@ -314,11 +215,7 @@ class Evaluation:
         return EvalOutputs(
             metrics=metrics_markdown(result, what, selection.source, cfg.timesteps, skipped, best) + notice,
             confusion=confusion_figure(result["diffmic"]["confusion_matrix"], classes),
-            table=gr.update(
-                value=[[*r[:-1], "yes" if r[-1] else "no"] for r in rows],
-                headers=headers,
-                column_widths=COLUMN_WIDTHS[len(headers)],
-            ),
+            table=table_update(headers, rows),
             table_csv=str(csv_path),
             error=gr.update(value="", visible=False),
         )
@@ -338,16 +235,3 @@ class Evaluation:
             raise UserError(f"the dataset has {n} images; the limit here is {EVAL_MAX_IMAGES}")
         rel = [p.relative_to(root).as_posix() for p in matched.paths]
         return matched.dataset(selection.pipe.config, NamedFileDataset), rel, matched.skipped_sentence()
-
-
-def per_image_rows(
-    result: dict[str, Any], rel_paths: list[str], names: list[str]
-) -> tuple[list[str], list[list]]:
-    """Table headers and one row per image: file, true class, predicted class, [probability,] correct."""
-    probs = result.get("probabilities")  # per-image mean probabilities, when evaluate() provides them
-    headers = TABLE_HEADERS[:3] + (["probability"] if probs is not None else []) + TABLE_HEADERS[3:]
-    rows = []
-    for i, (true, pred) in enumerate(zip(result["labels"], result["predictions"], strict=True)):
-        extra = [round(float(probs[i][pred]), 3)] if probs is not None else []
-        rows.append([rel_paths[i], names[true], names[pred], *extra, bool(true == pred)])
-    return headers, rows

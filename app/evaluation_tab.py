@@ -9,16 +9,9 @@ from diffmic.class_match import RULE
 from diffmic.diffusion import SAMPLERS
 
 from . import figures
-from .evaluation import (
-    COLUMN_WIDTHS,
-    EVAL_OUTPUTS,
-    SAMPLE_CONSEQUENCE,
-    TABLE_HEADERS,
-    Evaluation,
-    cleared,
-    diagnose_estimator,
-    generated_note,
-)
+from .eval_metrics import SAMPLE_CONSEQUENCE, diagnose_estimator
+from .eval_table import TABLE_HEADERS, column_widths
+from .evaluation import EVAL_OUTPUTS, Evaluation, cleared, generated_note
 from .glossary import info
 from .gpu import on_gpu
 from .models import ModelRegistry
@@ -92,7 +85,7 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
                 headers=TABLE_HEADERS,
                 interactive=False,
                 wrap=True,
-                column_widths=COLUMN_WIDTHS[4],
+                column_widths=column_widths(TABLE_HEADERS, []),
                 max_height=420,
                 label="Per-image results",
                 elem_id="eval-table",

@@ -20,7 +20,8 @@ from PIL import Image
 
 from app.confusion_figure import luminance
 from app.controls import sampling_options
-from app.evaluation import EVAL_OUTPUTS, SAMPLE_CONSEQUENCE, EvalOutputs, Evaluation, dataset_root
+from app.eval_metrics import SAMPLE_CONSEQUENCE
+from app.evaluation import EVAL_OUTPUTS, EvalOutputs, Evaluation, dataset_root
 from app.models import ModelRegistry
 from app.settings import DEFAULT_OPTIONS
 from app.ui import build_demo

@@ -129,7 +129,7 @@ def test_every_info_in_diagnoses_details_is_a_term_of_the_table():
 
 
 def test_every_info_in_evaluates_results_and_note_is_a_term_of_the_table():
-    from app.evaluation import metrics_markdown
+    from app.eval_metrics import metrics_markdown
     from app.evaluation_tab import DEFAULTS_NOTE
 
     row = {"accuracy": 0.8, "macro_f1": 0.7, "kappa": 0.6, "ece": 0.05}
