@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cli_args import MODEL_DEFAULTS, NO_ENCODER, build_parser, sampling_options
+from .cli_args import build_parser, sampling_options
+from .cli_train_args import MODEL_DEFAULTS, NO_ENCODER
 from .config import ROI_OPTIONS, DiffMICConfig
 from .ood import warning as ood_warning
 from .tasks import TASKS, preprocessing
