@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,27 +32,15 @@ from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
 from diffmic.tasks import TASKS
 
+from .bundled import Bundled, find_bundled
 from .gpu import model_device
+from .lru import LRU
 from .settings import BATCH_WAIT_S, BATCH_WORKERS, MAX_BATCH, Settings
 
 HUB_RETRY_S = 60.0
 MAX_CACHED = 4
 MAX_SUGGESTIONS_CACHED = 64  # images whose suggested models are remembered
 WARM_UP = SamplingOptions(sampler="ddim", steps=1, samples=1)  # the shortest possible run
-
-
-@dataclass(frozen=True)
-class Bundled:
-    """A bundled model folder and whether it can be loaded."""
-
-    name: str
-    folder: Path
-    problem: str | None  # None when config.json and model.safetensors are present
-
-    @property
-    def available(self) -> bool:
-        """True when both files are present."""
-        return self.problem is None
 
 
 @dataclass(frozen=True)
@@ -89,37 +75,15 @@ class ModelRegistry:
 
     def __init__(self, settings: Settings, max_cached: int = MAX_CACHED):
         self.settings = settings
-        self.max_cached = max_cached
-        self._cache: OrderedDict[tuple, DiffMICPipeline] = OrderedDict()
-        self._key_locks: dict[tuple, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._pipelines: LRU[DiffMICPipeline] = LRU(max_cached)
         self._hub_failures: dict[str, tuple[float, str]] = {}
-        self._accepting: OrderedDict[tuple, list[str]] = OrderedDict()
+        self._accepting: LRU[list[str]] = LRU(MAX_SUGGESTIONS_CACHED)  # the bundled models accepting an image
         self.batcher = Batcher(MAX_BATCH, BATCH_WAIT_S, BATCH_WORKERS) if settings.batching else None
 
     # ------------------------------------------------------------------ what is offered
     def bundled(self) -> list[Bundled]:
         """The known tasks plus any other model folder under the weights folder, in a stable order."""
-        root = self.settings.weights_dir
-        names = list(TASKS)
-        if root.is_dir():
-            names += sorted(
-                p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file() and p.name not in TASKS
-            )
-        out = []
-        for name in names:
-            folder = root / name
-            shown = f"{root.name}/{name}"
-            if not folder.is_dir():
-                problem = f"{shown}/ not found"
-            elif not (folder / CONFIG_NAME).is_file():
-                problem = f"{shown}/ has no {CONFIG_NAME}"
-            elif not (folder / WEIGHTS_NAME).is_file():
-                problem = f"{shown}/ has no {WEIGHTS_NAME}"
-            else:
-                problem = None
-            out.append(Bundled(name, folder, problem))
-        return out
+        return find_bundled(self.settings.weights_dir)
 
     def available(self) -> list[str]:
         """Names of the bundled models that can be loaded."""
@@ -203,10 +167,9 @@ class ModelRegistry:
         bundled = [b for b in self.bundled() if b.available]
         stamps = tuple((b.name, (b.folder / WEIGHTS_NAME).stat().st_mtime_ns) for b in bundled)
         key = (image_digest(image), task, stamps)
-        with self._lock:
-            if key in self._accepting:
-                self._accepting.move_to_end(key)
-                return list(self._accepting[key])
+        known = self._accepting.get(key)
+        if known is not None:
+            return list(known)
         out = []
         for b in bundled:
             if self.task_of(b.name) == task:
@@ -217,10 +180,7 @@ class ModelRegistry:
                 continue
             if ood.get("available") and not ood.get("flagged"):
                 out.append(b.name)
-        with self._lock:
-            self._accepting[key] = out
-            while len(self._accepting) > MAX_SUGGESTIONS_CACHED:
-                self._accepting.popitem(last=False)
+        self._accepting.put(key, out)
         return list(out)
 
     # ------------------------------------------------------------------ loading
@@ -246,7 +206,7 @@ class ModelRegistry:
             )
         stamp = (b.folder / WEIGHTS_NAME).stat().st_mtime_ns  # retrained weights are picked up
         try:
-            pipe = self._cached(
+            pipe = self._pipelines.get_or_build(
                 ("bundled", str(b.folder), stamp),
                 lambda: self._serving(DiffMICPipeline.from_pretrained(b.folder, device=model_device())),
             )
@@ -263,7 +223,9 @@ class ModelRegistry:
         failed = self._hub_failures.get(repo)
         if failed is None or time.monotonic() - failed[0] > HUB_RETRY_S:
             try:
-                pipe = self._cached(("hub", repo), lambda: self._serving(_load_from_hub(repo)))
+                pipe = self._pipelines.get_or_build(
+                    ("hub", repo), lambda: self._serving(_load_from_hub(repo))
+                )
                 return Selection(pipe, f"Hub model {repo}", repo)
             except ModelLoadError as err:
                 self._hub_failures[repo] = (time.monotonic(), str(err))
@@ -285,24 +247,6 @@ class ModelRegistry:
     def _serving(self, pipe: DiffMICPipeline) -> DiffMICPipeline:
         """The pipeline requests use: batched through the registry's batcher when batching is on."""
         return BatchedPipeline(pipe.model, self.batcher) if self.batcher is not None else pipe
-
-    def _cached(self, key: tuple, build) -> DiffMICPipeline:
-        """The cached model of ``key``, built at most once at a time per key."""
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._cache:
-                    return self._cache[key]
-            loaded = build()
-            with self._lock:
-                self._cache[key] = loaded
-                while len(self._cache) > self.max_cached:
-                    self._cache.popitem(last=False)
-            return loaded
 
 
 def _load_from_hub(repo: str) -> DiffMICPipeline:
