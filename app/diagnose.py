@@ -16,17 +16,14 @@ change are ``gr.skip()``. Each request has its own seed, trajectory and output f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image, ImageOps
 
-from diffmic.diffusion import sampler_class
 from diffmic.imageio import DecodedImage
 from diffmic.ood import assessable
 from diffmic.options import SamplingOptions
@@ -37,112 +34,19 @@ from diffmic.trajectory import Trajectory
 from . import figures, maps, replay, report
 from .case_report import CaseReport
 from .controls import sampling_options, upload_path
-from .errors import UserError, error_markdown, on_error, raise_api_error
-from .frames import named
+from .diagnose_frames import cleared, error_frame, frame, look_for
+from .errors import UserError, on_error, raise_api_error
 from .glossary import class_names
 from .models import ModelRegistry, Selection
-from .outputs import new_run_folder, slug
 from .publication import trajectory_png
+from .replay_handlers import ReplayHandlers
+from .run_downloads import FigureRequest, with_assessable, write_downloads
 from .runs import RunControl, session_of
 from .settings import STREAM_INTERVAL_S
-from .uploads import Uploads, decode_upload, upload_key
-
-OUTPUTS = (
-    "counter",
-    "answer",
-    "trajectory",
-    "look_for",
-    "bars",
-    "glossary",
-    "original",
-    "heat",
-    "rois",
-    "crops",
-    "details",
-    "downloads",
-    "json",
-    "maps",
-    "figure",
-    "error",
-    "notice",
-    "replay",
-    "replay_box",
-)
-# what a replay handler sends: the slider, the two figures it moves, the replay's timer and its clock (when
-# Play started and from which step); the replay's handlers take (the run, the slider, "each run", the clock)
-REPLAY_OUTPUTS = ("replay", "trajectory", "bars", "replay_timer", "replay_clock")
-REDRAW_OUTPUTS = ("trajectory", "bars", "replay_clock")  # the slider moved by hand, the runs shown or hidden
-PREVIEW_SIDE = 512
-WAITING = "*Run to see the answer here.*"
+from .uploads import Uploads, decode_upload, preview_pixels, upload_key
 
 
-def frame(**values: Any) -> tuple:
-    """A tuple in ``OUTPUTS`` order; outputs not given are left unchanged."""
-    return named(OUTPUTS, **values)
-
-
-def hidden() -> dict:
-    """An empty, hidden Markdown box."""
-    return gr.update(value="", visible=False)
-
-
-def cleared(**values: Any) -> tuple:
-    """Every result emptied (the inputs changed or the run failed); ``values`` override."""
-    empty = dict(
-        counter="",
-        answer=WAITING,
-        trajectory=figures.empty_figure("Run to see the label being denoised"),
-        look_for="",
-        bars=figures.empty_figure("Probabilities", 300),
-        glossary="",
-        original=None,
-        heat=None,
-        rois=None,
-        crops=[],
-        details="",
-        downloads=None,
-        json=None,
-        maps=None,
-        figure=None,
-        error=hidden(),
-        notice="",
-        replay=gr.update(value=0),
-        replay_box=gr.update(visible=False),
-    )
-    return frame(**{**empty, **values})
-
-
-def error_frame(message: str) -> tuple:
-    """The message in the error box, the stale results cleared."""
-    return cleared(error=gr.update(value=error_markdown(message), visible=True))
-
-
-def look_for(sampler: str, samples: int) -> str:
-    """The one line under the trajectory: what to look for, and what the lines and bands are."""
-    return f"{sampler_class(sampler).look_for} {figures.band_note(samples)}"
-
-
-@dataclass(frozen=True)
-class FigureRequest:
-    """What the figure, report and replay controls need of the run on the page: its trajectory (the
-    pipeline's), its title, its case report, where its downloads are, and the class names to show."""
-
-    trajectory: Trajectory
-    T: int
-    title: str
-    png: Path
-    files: tuple[Path, ...]  # the downloads already written (CSV, JSON)
-    case: CaseReport | None = None
-    pdf: Path | None = None
-    labels: tuple[str, ...] = ()  # full class names, in class order
-
-    def shown(self) -> list[str]:
-        """The downloads made so far: CSV, JSON, then the PNG and the PDF once made."""
-        made = [p for p in (self.png, self.pdf) if p is not None and p.exists()]
-        return [str(p) for p in (*self.files, *made)]
-
-
-class Diagnosis:
+class Diagnosis(ReplayHandlers):
     """The Diagnose tab's handlers, bound to a model registry."""
 
     def __init__(
@@ -370,68 +274,6 @@ class Diagnosis:
             request.case.write(request.pdf)
         return request.shown()
 
-    # ------------------------------------------------------------------ the replay
-    def replay_play(
-        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
-    ) -> tuple:
-        """Play: from the start again when the slider is at the end; the timer starts, and the replay's
-        clock with it (``replay.frame_at``)."""
-        if request is None:
-            gr.Info("Run the model first: the replay shows a run.")
-            return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
-        total = request.trajectory.steps_done
-        if replay.next_frame(total, step) is None:  # at the end: start again
-            return self._replay_frame(request, 0, each_run, playing=True)
-        return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=True), replay_clock=(self.clock(), step))
-
-    def replay_tick(
-        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
-    ) -> tuple:
-        """One tick of Play: the frame due (the next one, or a later one when the replay is behind its
-        clock); the timer stops after the last one, or when no run is shown."""
-        total = request.trajectory.steps_done if request is not None else 0
-        nxt = replay.frame_at(total, step, clock, self.clock()) if request is not None else None
-        if nxt is None:
-            return named(REPLAY_OUTPUTS, replay_timer=gr.Timer(active=False))
-        playing = replay.next_frame(total, nxt) is not None
-        return self._replay_frame(request, nxt, each_run, playing, clock)
-
-    def replay_at(
-        self, request: FigureRequest | None, step: float, each_run: bool = False, clock: Any = None
-    ) -> tuple:
-        """The run as it stood after ``step`` steps (the slider was moved, or the runs shown or hidden):
-        the figures of ``REDRAW_OUTPUTS``, and a playing replay carries on from there."""
-        if request is None:
-            return named(REDRAW_OUTPUTS)
-        trajectory, bars = self._figures(request, step, each_run)
-        return named(REDRAW_OUTPUTS, trajectory=trajectory, bars=bars, replay_clock=(self.clock(), step))
-
-    def runs_after_run(
-        self, request: FigureRequest | None, step: float, each_run: bool, clock: Any = None
-    ) -> tuple:
-        """After a run: its figures again with each run as a thin line if that box is ticked, else nothing."""
-        if not each_run:
-            return named(REDRAW_OUTPUTS)
-        return self.replay_at(request, step, each_run)
-
-    @staticmethod
-    def _figures(request: FigureRequest, step: float, each_run: bool) -> tuple:
-        labels = list(request.labels) or list(request.trajectory.class_names)
-        return replay.replay_figures(request.trajectory, request.T, step, labels, each_run)
-
-    def _replay_frame(
-        self, request: FigureRequest, step: int, each_run: bool, playing: bool, clock: Any = None
-    ) -> tuple:
-        trajectory, bars = self._figures(request, step, each_run)
-        return named(
-            REPLAY_OUTPUTS,
-            replay=step,
-            trajectory=trajectory,
-            bars=bars,
-            replay_timer=gr.Timer(active=playing),
-            replay_clock=clock if clock is not None else (self.clock(), step),
-        )
-
     # ------------------------------------------------------------------ API
     @on_error(raise_api_error, "prediction", toast=False)
     def predict(
@@ -447,55 +289,10 @@ class Diagnosis:
         return with_assessable(selection.pipe(picture, options).to_json())
 
 
-def preview_pixels(image: DecodedImage) -> np.ndarray:
-    """The preview of a decoded upload: at most ``PREVIEW_SIDE`` pixels a side (the decode is not changed)."""
-    picture = image.image
-    if max(picture.size) > PREVIEW_SIDE:
-        picture = ImageOps.contain(picture, (PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BICUBIC)
-    return np.asarray(picture)
-
-
-def with_assessable(answer: dict) -> dict:
-    """The prediction JSON with ``"assessable": true/false`` right after ``ood``."""
-    out: dict = {}
-    for key, value in answer.items():
-        out[key] = value
-        if key == "ood":
-            out["assessable"] = assessable(value)
-    return out
-
-
 def _bars(traj: Trajectory, labels: list[str], title: str) -> Any:
     """The bars at the latest step: mean of the runs (the card's numbers), whiskers their range, the prior."""
     last = np.array([traj.steps_done - 1])
     _, low, high = figures.chain_summary(traj, last)
     return figures.probability_bars(
         traj.class_names, traj.current, traj.prior, low[0], high[0], title, labels
-    )
-
-
-def write_downloads(
-    output: DiffMICOutput,
-    source: str,
-    name: str,
-    T: int,
-    case: CaseReport | None = None,
-    labels: Sequence[str] = (),
-) -> FigureRequest:
-    """Write the trajectory as CSV and JSON into a new folder; returns their paths (``files``) with what
-    the figure and report buttons need to add a PNG and a PDF beside them."""
-    traj, opts = output.trajectory, output.options
-    folder = new_run_folder("diagnose")
-    stem = f"diffmic-{slug(name)}-{opts.sampler}-{output.steps}steps-seed{opts.seed}"
-    csv_path = folder / f"{stem}.csv"
-    csv_path.write_text(traj.to_csv())
-    json_path = folder / f"{stem}.json"
-    json_path.write_text(traj.to_json({"model": source, "prediction": with_assessable(output.to_json())}))
-    title = (
-        f"DiffMIC ({source}): {opts.sampler.upper()}, {output.steps} steps, "
-        f"{opts.samples} runs → {output.label}"
-    )
-    pdf = folder / f"{stem}-report.pdf" if case is not None else None
-    return FigureRequest(
-        traj, T, title, folder / f"{stem}.png", (csv_path, json_path), case, pdf, tuple(labels)
     )

@@ -18,7 +18,8 @@ from diffmic.diffusion import SAMPLERS
 from . import figures, maps
 from .assets import Example, list_examples
 from .controls import scan_details
-from .diagnose import OUTPUTS, REDRAW_OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
+from .diagnose import Diagnosis
+from .diagnose_frames import OUTPUTS, REDRAW_OUTPUTS, REPLAY_OUTPUTS, WAITING
 from .glossary import info
 from .gpu import on_gpu
 from .models import ModelRegistry

@@ -20,6 +20,9 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+from PIL import Image, ImageOps
+
 from diffmic.imageio import DecodedImage
 
 from .controls import read_upload, upload_path
@@ -27,6 +30,7 @@ from .errors import UserError
 
 KEPT_SESSIONS = 32
 KEPT_PIXELS = 64_000_000  # about 190 MB of RGB pixels over all sessions
+PREVIEW_SIDE = 512  # the preview's longest side, in pixels
 
 Decoded = DecodedImage | UserError  # a decode's outcome: the image, or what is wrong with the file
 
@@ -121,3 +125,11 @@ class Uploads:
     def _pixels(self) -> int:
         sizes = [o.size for _, o in self._kept.values() if isinstance(o, DecodedImage)]
         return sum(w * h for w, h in sizes)
+
+
+def preview_pixels(image: DecodedImage) -> np.ndarray:
+    """The preview of a decoded upload: at most ``PREVIEW_SIDE`` pixels a side (the decode is not changed)."""
+    picture = image.image
+    if max(picture.size) > PREVIEW_SIDE:
+        picture = ImageOps.contain(picture, (PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BICUBIC)
+    return np.asarray(picture)

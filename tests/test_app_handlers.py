@@ -20,7 +20,8 @@ from app import report
 from app.assets import list_examples
 from app.case_report import config_hash
 from app.controls import sampling_options
-from app.diagnose import OUTPUTS, REPLAY_OUTPUTS, WAITING, Diagnosis
+from app.diagnose import Diagnosis
+from app.diagnose_frames import OUTPUTS, REPLAY_OUTPUTS, WAITING
 from app.errors import UserError
 from app.evaluation import Evaluation, dataset_root, generated_note
 from app.figures import trajectory_figure

@@ -35,7 +35,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app.diagnose import OUTPUTS
+from app.diagnose_frames import OUTPUTS
 from app.models import ModelRegistry
 from app.server import launch
 from app.settings import BATCHED_CONCURRENCY, CONCURRENCY_LIMIT, MAX_FILE_SIZE, QUEUE_SIZE, Settings

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.diagnose import OUTPUTS, Diagnosis
+from app.diagnose import Diagnosis
+from app.diagnose_frames import OUTPUTS
 from app.errors import UserError
 from app.models import ModelRegistry
 from app.uploads import Uploads, decode_upload, upload_key

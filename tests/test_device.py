@@ -173,7 +173,8 @@ def app_dirs(tmp_path_factory):
 
 def app_answers(registry, settings, example, dataset) -> dict:
     """What the Diagnose (streamed run and API), Learn and Evaluate handlers give for one image and a zip."""
-    from app.diagnose import OUTPUTS, Diagnosis
+    from app.diagnose import Diagnosis
+    from app.diagnose_frames import OUTPUTS
     from app.evaluation import Evaluation
     from app.learn import LEARN_OUTPUTS, Lessons
 

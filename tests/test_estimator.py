@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from app import report
-from app.diagnose import OUTPUTS, Diagnosis
+from app.diagnose import Diagnosis
+from app.diagnose_frames import OUTPUTS
 from app.models import ModelRegistry
 from diffmic.cli import main
 from diffmic.data.datasets import ArrayDataset

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from app.diagnose import OUTPUTS, Diagnosis
+from app.diagnose import Diagnosis
+from app.diagnose_frames import OUTPUTS
 from app.models import Selection
 from diffmic.explain import CAM_METHODS, grad_cam
 from diffmic.model import DiffMIC

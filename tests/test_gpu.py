@@ -10,15 +10,17 @@ import types
 
 import pytest
 
-from app.diagnose import OUTPUTS, Diagnosis
+from app.diagnose import Diagnosis
+from app.diagnose_frames import OUTPUTS
 from app.evaluation import Evaluation
 from app.gpu import on_gpu
 from app.learn import LEARN_OUTPUTS, Lessons
 from app.models import ModelRegistry
+from app.replay_handlers import ReplayHandlers
 from app.ui import build_demo
 from tests.test_app_support import make_app_dirs
 
-HANDLERS = {cls.__name__ for cls in (Diagnosis, Lessons, Evaluation)}
+HANDLERS = {cls.__name__ for cls in (Diagnosis, ReplayHandlers, Lessons, Evaluation)}
 # the handlers that run a network (the chain, the DCG, Grad-CAM) and so need the GPU attached
 ON_GPU = {
     "Diagnosis.run",
@@ -40,10 +42,10 @@ OFF_GPU = {
     "Diagnosis.stop",
     "Diagnosis.figure",
     "Diagnosis.case_report",
-    "Diagnosis.replay_play",  # the replay draws the run's own trajectory
-    "Diagnosis.replay_tick",
-    "Diagnosis.replay_at",
-    "Diagnosis.runs_after_run",
+    "ReplayHandlers.replay_play",  # the replay draws the run's own trajectory
+    "ReplayHandlers.replay_tick",
+    "ReplayHandlers.replay_at",
+    "ReplayHandlers.runs_after_run",
     "Lessons.scrub",
     "Lessons.play_forward",
     "Lessons.play_reverse",

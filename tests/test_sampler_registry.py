@@ -143,7 +143,8 @@ def test_the_cli_refuses_a_sampler_that_is_not_registered(tmp_path, capsys):
 
 
 def test_the_diagnose_handler_runs_a_registered_sampler(registered, tmp_path):
-    from app.diagnose import OUTPUTS, Diagnosis
+    from app.diagnose import Diagnosis
+    from app.diagnose_frames import OUTPUTS
     from app.models import ModelRegistry
     from tests.test_app_support import make_app_dirs
 
