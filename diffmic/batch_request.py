@@ -13,7 +13,8 @@ import torch
 
 from .chain import DenoiseState, label_to_probs
 from .options import SamplingOptions
-from .pipeline import DiffMICPipeline, Prepared
+from .pipeline import DiffMICPipeline
+from .pipeline_outputs import Prepared
 
 
 class ChainProgress:

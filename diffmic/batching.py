@@ -34,7 +34,8 @@ from .chain import DenoiseState
 from .diffusion import sampler_class
 from .model import Conditioning, DiffMIC
 from .options import SamplingOptions
-from .pipeline import DiffMICOutput, DiffMICPipeline, ImageLike, Prepared, recorded
+from .pipeline import DiffMICPipeline, ImageLike
+from .pipeline_outputs import DiffMICOutput, Prepared, recorded
 
 MAX_BATCH = 8
 MAX_WAIT_S = 0.02

@@ -23,7 +23,8 @@ from .options import SamplingOptions
 from .trajectory import Trajectory
 
 if TYPE_CHECKING:
-    from .pipeline import DiffMICPipeline, Prepared
+    from .pipeline import DiffMICPipeline
+    from .pipeline_outputs import Prepared
 
 
 @dataclass(frozen=True)

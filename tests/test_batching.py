@@ -22,7 +22,8 @@ from diffmic.batching import BatchedPipeline, Batcher
 from diffmic.chain import DenoiseState
 from diffmic.imageio import ImageLoadError
 from diffmic.options import SamplingOptions
-from diffmic.pipeline import DiffMICOutput, DiffMICPipeline, Prepared
+from diffmic.pipeline import DiffMICPipeline
+from diffmic.pipeline_outputs import DiffMICOutput, Prepared
 from tests.helpers import random_image, tiny_model
 
 TOL = 1e-5

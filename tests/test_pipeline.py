@@ -7,7 +7,8 @@ import torch
 from diffmic.config import ConfigError
 from diffmic.imageio import ImageLoadError
 from diffmic.options import SamplingOptions
-from diffmic.pipeline import DiffMICOutput, DiffMICPipeline, Prepared
+from diffmic.pipeline import DiffMICPipeline
+from diffmic.pipeline_outputs import DiffMICOutput, Prepared
 from tests.card_reference import card_reverse_chain, softmax
 from tests.helpers import random_image, tiny_config, tiny_model
 
