@@ -14,19 +14,9 @@ from diffmic.tasks import TASKS
 
 from . import figures
 from .gpu import on_gpu
-from .learn import (
-    CHAIN_HEIGHT,
-    FORWARD_TEXT,
-    FRAME_OUTPUTS,
-    LEARN_OUTPUTS,
-    OWN_PRIOR,
-    PLAY_OUTPUTS,
-    PRIOR_TEXT,
-    SAMPLER_TEXT,
-    SCHEDULE_TEXT,
-    SCRUB_OUTPUTS,
-    Lessons,
-)
+from .learn import FRAME_OUTPUTS, LEARN_OUTPUTS, OWN_PRIOR, PLAY_OUTPUTS, SCRUB_OUTPUTS, Lessons
+from .lesson_processes import CHAIN_HEIGHT
+from .lesson_words import FORWARD_TEXT, PRIOR_TEXT, SAMPLER_TEXT, SCHEDULE_TEXT
 from .models import ModelRegistry
 from .widgets import disclaimer, error_box, model_dropdown
 

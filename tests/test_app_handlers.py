@@ -33,11 +33,11 @@ from app.learn import (
     SCRUB_OUTPUTS,
     LessonImage,
     Lessons,
-    forward_process,
     one_hot,
     shown_key,
 )
 from app.lesson_figures import LessonFigures, reverse_figure
+from app.lesson_processes import forward_process
 from app.maps import DEFAULT_HEAT, MAP_SIDE, heat_image, original
 from app.models import ModelRegistry
 from app.replay import REPLAY_FRAMES, REPLAY_POINTS, REPLAY_SECONDS, frame_at, frame_steps

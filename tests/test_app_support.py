@@ -94,8 +94,9 @@ def test_every_figure_passes_plotly_validation():
     from app import figures
     from app.confusion_figure import confusion_figure
     from app.forward_figure import forward_figure
-    from app.learn import forward_process, one_hot
+    from app.learn import one_hot
     from app.lesson_figures import Lesson, reverse_figure, schedule_figure
+    from app.lesson_processes import forward_process
     from diffmic.lesson import reverse_chain, schedule
     from diffmic.options import SamplingOptions
     from diffmic.pipeline import DiffMICPipeline

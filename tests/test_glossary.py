@@ -11,8 +11,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from app import glossary, learn, report, server
+from app import glossary, report, server
 from app.glossary import TERMS, glossary_markdown, info, term
+from app.lesson_words import FORWARD_TEXT, PRIOR_TEXT, SAMPLER_TEXT, SCHEDULE_TEXT, intro_markdown
 from app.settings import DEFAULT_DDIM_STEPS, DEFAULT_SAMPLES
 from app.ui import build_demo
 from diffmic.uncertainty import sample_uncertainty
@@ -60,8 +61,8 @@ def test_an_info_carries_its_terms_sentence_escaped():
 def learn_texts() -> str:
     names = ["No DR", "Mild", "Moderate"]
     own = np.array([0.2, 0.7, 0.1])
-    intros = [learn.intro_markdown(names, own, truth, "fundus", "colour fundus") for truth in (0, 1, None)]
-    return "\n".join([learn.FORWARD_TEXT, learn.SCHEDULE_TEXT, learn.SAMPLER_TEXT, learn.PRIOR_TEXT, *intros])
+    intros = [intro_markdown(names, own, truth, "fundus", "colour fundus") for truth in (0, 1, None)]
+    return "\n".join([FORWARD_TEXT, SCHEDULE_TEXT, SAMPLER_TEXT, PRIOR_TEXT, *intros])
 
 
 def test_every_info_in_learn_is_a_term_of_the_table():
