@@ -15,7 +15,7 @@ from functools import cached_property
 
 import torch
 
-from .diffusion import Sampler
+from .sampler import Sampler
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (y_t, t, prior) rows → eps
 

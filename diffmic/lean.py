@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from .chain import DenoiseState
 from .denoiser import ConditionalDenoiser, FoldedHead
-from .diffusion import AffineSampler, gaussian_cpu
+from .noise import gaussian_cpu
+from .sampler import AffineSampler
 
 __all__ = ["FoldedHead", "fold", "lean_chain"]
 

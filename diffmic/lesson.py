@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .diffusion import LabelDiffusion, gaussian_cpu
+from .diffusion import LabelDiffusion
 from .imageio import ImageLoadError
+from .noise import gaussian_cpu
 from .options import SamplingOptions
 from .trajectory import Trajectory
 

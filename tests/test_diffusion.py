@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from diffmic.chain import denoise, denoise_steps
-from diffmic.diffusion import DDIMSampler, DDPMSampler, LabelDiffusion, make_betas, make_sampler
+from diffmic.ddpm_ddim import DDIMSampler, DDPMSampler
+from diffmic.diffusion import LabelDiffusion, make_betas, make_sampler
 from diffmic.losses import antithetic_timesteps, gaussian_kernel, mmd
 from tests.card_reference import card_reverse_chain, softmax
 

@@ -19,9 +19,11 @@ from PIL import Image
 from diffmic import pipeline as pipeline_module
 from diffmic.chain import DenoiseState
 from diffmic.cli import main
-from diffmic.diffusion import SAMPLERS, DDIMSampler, Sampler, StepOutput, make_sampler, sampler_class
+from diffmic.ddpm_ddim import DDIMSampler
+from diffmic.diffusion import SAMPLERS, make_sampler, sampler_class
 from diffmic.options import SamplingOptions
 from diffmic.pipeline import DiffMICPipeline
+from diffmic.sampler import Sampler, StepOutput
 from tests.helpers import random_image, tiny_model
 
 
