@@ -8,6 +8,8 @@ slider scrubs, and the schedule below marks the same t.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from diffmic.tasks import TASKS
@@ -23,12 +25,70 @@ from .widgets import disclaimer, error_box, model_dropdown
 FRAME_S = 0.2  # seconds between animation frames
 
 
+@dataclass(frozen=True)
+class LessonControls:
+    """What the lesson is of (the model, the image, the prior), Show me again, the error box and the intro."""
+
+    model: gr.Dropdown
+    image: gr.Dropdown
+    show: gr.Button
+    error: gr.Markdown
+    intro: gr.Markdown
+    favour: gr.Radio
+    blend: gr.Slider
+
+
+@dataclass(frozen=True)
+class ProcessPanel:
+    """The forward and the reverse process at one t, Play both ways and the slider, the noise schedule."""
+
+    forward: gr.Plot
+    reverse: gr.Plot
+    play_forward: gr.Button
+    play_reverse: gr.Button
+    pause: gr.Button
+    t: gr.Slider
+    forward_note: gr.Markdown
+    schedule: gr.Plot
+
+
+@dataclass(frozen=True)
+class ChainPanel:
+    """The chains: DDPM vs DDIM, then with vs without the prior, each pair with its caption."""
+
+    ddpm: gr.Plot
+    ddim: gr.Plot
+    sampler_note: gr.Markdown
+    with_prior: gr.Plot
+    without_prior: gr.Plot
+    prior_note: gr.Markdown
+
+
+@dataclass(frozen=True)
+class LessonState:
+    """What the page keeps: the lesson, what is shown, the direction of Play and its timer."""
+
+    lesson: gr.State
+    shown: gr.State
+    direction: gr.State
+    timer: gr.Timer
+
+
 def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> None:
     """The Learn tab (inside ``tab``)."""
+    disclaimer()
+    controls = lesson_controls(lessons, registry)
+    processes = process_panel()
+    chains = chain_panel()
+    state = lesson_state()
+    wire_learn_tab(lessons, tab, controls, processes, chains, state)
+
+
+def lesson_controls(lessons: Lessons, registry: ModelRegistry) -> LessonControls:
+    """The model, the image and Show me again; the error box and the intro; the prior control."""
     task = registry.task_of(registry.default_choice(), load=False)
     choices = lessons.image_choices(task)
     class_names = list(TASKS[task].class_names) if task in TASKS else []
-    disclaimer()
     with gr.Row(equal_height=True):
         model = model_dropdown(registry, "learn-model")
         image = gr.Dropdown(
@@ -61,6 +121,11 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
             scale=1,
             min_width=220,
         )
+    return LessonControls(model, image, show, error, intro, favour, blend)
+
+
+def process_panel() -> ProcessPanel:
+    """The forward and the reverse figure, Play forward / Play reverse / Pause and t, the schedule."""
     gr.Markdown(FORWARD_TEXT)
     with gr.Row(equal_height=True):
         forward = gr.Plot(
@@ -80,6 +145,11 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
             schedule = gr.Plot(figures.empty_figure("", 300), show_label=False, elem_id="schedule")
         with gr.Column(scale=2, min_width=260):
             gr.Markdown(SCHEDULE_TEXT)
+    return ProcessPanel(forward, reverse, play_forward, play_reverse, pause, t, forward_note, schedule)
+
+
+def chain_panel() -> ChainPanel:
+    """DDPM vs DDIM and with vs without the prior, with their captions."""
     gr.Markdown(SAMPLER_TEXT)
     with gr.Row():
         ddpm = gr.Plot(figures.empty_figure("DDPM", CHAIN_HEIGHT), show_label=False, elem_id="learn-ddpm")
@@ -94,33 +164,31 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
             figures.empty_figure("without the prior", CHAIN_HEIGHT), show_label=False, elem_id="learn-without"
         )
     prior_note = gr.Markdown("", elem_id="learn-prior-note")
+    return ChainPanel(ddpm, ddim, sampler_note, with_prior, without_prior, prior_note)
+
+
+def lesson_state() -> LessonState:
+    """The lesson kept between frames, the key of what is shown, the direction of Play, its timer."""
     lesson = gr.State(None)
     shown = gr.State(None)
     direction = gr.State("forward")
     timer = gr.Timer(FRAME_S, active=False)
+    return LessonState(lesson, shown, direction, timer)
 
-    components = dict(
-        image=image,
-        favour=favour,
-        blend=blend,
-        intro=intro,
-        forward=forward,
-        reverse=reverse,
-        schedule=schedule,
-        t=t,
-        lesson=lesson,
-        ddpm=ddpm,
-        ddim=ddim,
-        with_prior=with_prior,
-        without_prior=without_prior,
-        forward_note=forward_note,
-        sampler_note=sampler_note,
-        prior_note=prior_note,
-        error=error,
-        shown=shown,
-        direction=direction,
-        timer=timer,
-    )
+
+def wire_learn_tab(
+    lessons: Lessons,
+    tab: gr.Tab,
+    controls: LessonControls,
+    processes: ProcessPanel,
+    chains: ChainPanel,
+    state: LessonState,
+) -> None:
+    """The events: the lesson on opening and on each control, Play, Pause, the slider and the timer."""
+    components = {**vars(controls), **vars(processes), **vars(chains), **vars(state)}
+    model, image, favour, blend = controls.model, controls.image, controls.favour, controls.blend
+    lesson, shown, direction, timer = state.lesson, state.shown, state.direction, state.timer
+    t, show = processes.t, controls.show
     outputs = [components[name] for name in LEARN_OUTPUTS]
     inputs = [model, image, favour, blend]
     private = dict(api_visibility="private")
@@ -135,7 +203,7 @@ def build_learn_tab(lessons: Lessons, registry: ModelRegistry, tab: gr.Tab) -> N
     frame_outputs = [components[name] for name in FRAME_OUTPUTS]
     play_outputs = [components[name] for name in PLAY_OUTPUTS]
     t.release(lessons.scrub, [lesson, t], [components[name] for name in SCRUB_OUTPUTS], **quiet)
-    play_forward.click(lessons.play_forward, [lesson, t], play_outputs, **quiet)
-    play_reverse.click(lessons.play_reverse, [lesson, t], play_outputs, **quiet)
-    pause.click(lambda: gr.Timer(active=False), None, timer, **quiet)
+    processes.play_forward.click(lessons.play_forward, [lesson, t], play_outputs, **quiet)
+    processes.play_reverse.click(lessons.play_reverse, [lesson, t], play_outputs, **quiet)
+    processes.pause.click(lambda: gr.Timer(active=False), None, timer, **quiet)
     timer.tick(lessons.advance, [lesson, t, direction], frame_outputs, **quiet)
