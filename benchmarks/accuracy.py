@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffmic.baseline import CNNClassifier, predict_probs  # noqa: E402
+from diffmic.baseline_model import CNNClassifier, predict_probs  # noqa: E402
 from diffmic.data.datasets import synthetic_splits  # noqa: E402
 from diffmic.data.synthetic.ceiling import best_possible  # noqa: E402
 from diffmic.evaluate import predict_dataset, report_from_predictions  # noqa: E402

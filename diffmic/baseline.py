@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from . import hub
-from .backbones import create_backbone
-from .config import IMAGENET_MEAN, IMAGENET_STD, DiffMICConfig
-from .data.datasets import Splits, batch_of, synthetic_splits
-from .dcg import top_pool
+from .baseline_model import CNNClassifier, CNNConfig, predict_probs
+from .config import DiffMICConfig
+from .data.datasets import Splits, synthetic_splits
 from .losses import global_loss
 from .metrics import macro_f1
 from .model import DiffMIC
@@ -37,7 +33,6 @@ from .precision import autocast
 from .stage_loop import StageLoop
 from .tasks import TASKS, generated_tasks
 from .train_config import STAGES, TrainConfig, TrainState
-from .transforms import normalise
 
 STAGE = STAGES[0]  # the baseline is DiffMIC's global stage
 # the settings of TrainConfig that shape the global stage: "the same recipe" means these are equal
@@ -53,122 +48,6 @@ RECIPE_FIELDS = (
     "precision",
     "seed",
 )
-
-
-@dataclass
-class CNNConfig:
-    """What rebuilds a baseline: its classes, backbone and preprocessing (as DiffMIC's global view)."""
-
-    class_names: list[str]
-    ordinal: bool = False
-    task: str = "custom"
-    backbone: str = "resnet10t"
-    image_size: int = 128  # the network's input side
-    input_scale: int = 2  # inputs arrive at image_size * input_scale and are average-pooled (as DiffMIC's)
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    output_stride: int = 32  # the backbone's (16: dilated last stage, as DiffMIC's global network)
-    top_percent: float = 1.0  # logits: mean of each class's top-t% cells of the class map (1.0: all)
-    model_type: str = "cnn"
-
-    @property
-    def input_size(self) -> int:
-        """Side of the input pixels."""
-        return self.image_size * self.input_scale
-
-    @classmethod
-    def like(cls, config: DiffMICConfig) -> CNNConfig:
-        """The baseline that matches a DiffMIC config (its global network's backbone and view)."""
-        return cls(
-            list(config.class_names),
-            config.ordinal,
-            config.task,
-            config.global_backbone,
-            config.image_size,
-            config.local_scale,
-            config.mean,
-            config.std,
-            config.output_stride,
-            config.top_percent,
-        )
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable dict (what a checkpoint must match to be resumed)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def save(self, path: Path) -> None:
-        """Write as JSON."""
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> CNNConfig:
-        """Read a JSON written by ``save``."""
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise hub.ModelLoadError(f"cannot read {path}: {err}") from err
-        if data.get("model_type") != "cnn":
-            raise hub.ModelLoadError(f"{path} is not a CNN baseline config")
-        return cls(**data)
-
-
-class CNNClassifier(nn.Module):
-    """A timm backbone with a linear classifier on its pooled feature map (top-t% pooling of the class map;
-    with t = 100 %, a linear layer on average-pooled features)."""
-
-    def __init__(self, config: CNNConfig):
-        super().__init__()
-        self.config = config
-        self.backbone, dim = create_backbone(
-            config.backbone, pooled=False, output_stride=config.output_stride
-        )
-        self.head = nn.Linear(dim, len(config.class_names))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, C) of preprocessed inputs (B, 3, input_size, input_size)."""
-        s = self.config.input_scale
-        return self.forward_view(F.avg_pool2d(x, s) if s > 1 else x)
-
-    def forward_view(self, view: torch.Tensor) -> torch.Tensor:
-        """``forward`` of inputs already average-pooled to the network's view (image_size px)."""
-        fmap = self.backbone.forward_features(view)
-        cam = torch.einsum("bdhw,cd->bchw", fmap, self.head.weight) + self.head.bias[:, None, None]
-        return top_pool(cam, self.config.top_percent)
-
-    @classmethod
-    def from_global_network(cls, model: DiffMIC) -> CNNClassifier:
-        """DiffMIC's global network as a classifier of its own (its logits are the global prior's)."""
-        cnn = cls(CNNConfig.like(model.config))
-        head = model.dcg.cam_head
-        cnn.backbone.load_state_dict(model.dcg.global_net.state_dict())
-        cnn.head.load_state_dict({"weight": head.weight[:, :, 0, 0], "bias": head.bias})
-        return cnn.eval()
-
-    def save_pretrained(self, folder: Path) -> None:
-        """config.json + model.safetensors."""
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config.save(folder / hub.CONFIG_NAME)
-        hub.save_tensors(self.state_dict(), folder / hub.WEIGHTS_NAME, half=True, model_type="cnn")
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> CNNClassifier:
-        """Load a saved baseline, strictly, from safetensors."""
-        folder = Path(folder)
-        model = cls(CNNConfig.load(folder / hub.CONFIG_NAME))
-        model.load_state_dict(hub.load_tensors(folder / hub.WEIGHTS_NAME), strict=True)
-        return model.eval()
-
-
-@torch.no_grad()
-def predict_probs(model: CNNClassifier, dataset: Dataset, batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities (N, C) over a dataset."""
-    model.eval()
-    out = []
-    for start in range(0, len(dataset), batch_size):
-        pixels, _ = batch_of(dataset, np.arange(start, min(start + batch_size, len(dataset))))
-        x = normalise(pixels.numpy(), model.config).to(model.head.weight.device)
-        out.append(model(x).softmax(-1).cpu().numpy())
-    return np.concatenate(out)
 
 
 class BaselineTrainer(StageLoop):

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from diffmic.baseline import CNNClassifier, CNNConfig, export_global_network, predict_probs, train_cnn
+from diffmic.baseline import export_global_network, train_cnn
+from diffmic.baseline_model import CNNClassifier, CNNConfig, predict_probs
 from diffmic.train import TrainConfig
 from tests.helpers import tiny_config, tiny_model
 from tests.test_train import splits
