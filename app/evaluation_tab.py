@@ -3,6 +3,8 @@ start at Diagnose's defaults (``settings.DEFAULT_OPTIONS``), so DiffMIC is score
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from diffmic.class_match import RULE
@@ -25,6 +27,31 @@ DEFAULTS_NOTE = (
 )
 
 
+@dataclass(frozen=True)
+class EvalInputs:
+    """The dataset (a zip, or the generated test images) on the left, the model and its settings beside it."""
+
+    archive: gr.File
+    error: gr.Markdown
+    run: gr.Button
+    generated: gr.Button
+    generated_text: gr.Markdown
+    model: gr.Dropdown
+    sampler: gr.Radio
+    steps: gr.Slider
+    samples: gr.Slider
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """The metrics, the confusion matrix, the per-image table and its CSV."""
+
+    metrics: gr.Markdown
+    confusion: gr.Plot
+    table: gr.Dataframe
+    table_csv: gr.File
+
+
 def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
     """The Evaluate tab (inside a gr.Tab)."""
     disclaimer()
@@ -35,6 +62,13 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
         "classes are skipped, and the results say which. The zip is checked before anything is extracted "
         "(no paths outside the archive, at most 5,000 files and 500 MB, no zip bombs)."
     )
+    inputs = eval_inputs(registry)
+    results = eval_results()
+    wire_evaluate_tab(evaluation, registry, inputs, results)
+
+
+def eval_inputs(registry: ModelRegistry) -> EvalInputs:
+    """The zip and the generated images' button on the left; the model, sampler, steps and runs."""
     note, usable = generated_note(registry.task_of(registry.default_choice(), load=False))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
@@ -74,6 +108,11 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
                     elem_id="eval-samples",
                 )
             gr.Markdown(DEFAULTS_NOTE, elem_classes="map-note")
+    return EvalInputs(archive, error, run, generated, generated_text, model, sampler, steps, samples)
+
+
+def eval_results() -> EvalResults:
+    """The metrics, then the confusion matrix beside the per-image table, then the table as CSV."""
     metrics = gr.Markdown("", elem_id="eval-metrics")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300):
@@ -91,12 +130,20 @@ def build_evaluate_tab(evaluation: Evaluation, registry: ModelRegistry) -> None:
                 elem_id="eval-table",
             )
     table_csv = gr.File(label="Per-image results (CSV)", interactive=False, height=90, elem_id="eval-csv")
+    return EvalResults(metrics, confusion, table, table_csv)
 
-    shown = dict(metrics=metrics, confusion=confusion, table=table, table_csv=table_csv, error=error)
+
+def wire_evaluate_tab(
+    evaluation: Evaluation, registry: ModelRegistry, inputs: EvalInputs, results: EvalResults
+) -> None:
+    """Evaluate the zip or the generated images; a new zip or model clears the results."""
+    archive, model, sampler, steps = inputs.archive, inputs.model, inputs.sampler, inputs.steps
+    samples, generated, generated_text = inputs.samples, inputs.generated, inputs.generated_text
+    shown = dict(vars(results), error=inputs.error)
     outputs = [shown[name] for name in EVAL_OUTPUTS]  # the handlers return EvalOutputs, in this order
     private = dict(api_visibility="private")
     busy = dict(concurrency_limit=1, concurrency_id="evaluate")
-    run.click(
+    inputs.run.click(
         on_gpu(evaluation.run),
         [archive, model, sampler, steps, samples],
         outputs,
