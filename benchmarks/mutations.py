@@ -221,7 +221,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "init-sample-without-prior",
-        "diffmic/diffusion.py",
+        "diffmic/sampler.py",
         "return prior + gaussian_like(prior, generator)",
         "return gaussian_like(prior, generator)",
         "y_T ~ N(0, I) instead of N(prior, I): the plain chain starts from the wrong prior",
@@ -229,7 +229,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ddpm-posterior-coefficient",
-        "diffmic/diffusion.py",
+        "diffmic/ddpm_ddim.py",
         "g1 = (1 - ab_prev) * math.sqrt(alpha_t) / (1 - ab_t)",
         "g1 = (1 - ab_prev) * alpha_t / (1 - ab_t)",
         "CARD's posterior mean: the y_t coefficient without its square root",
@@ -237,7 +237,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ddpm-variance-beta",
-        "diffmic/diffusion.py",
+        "diffmic/ddpm_ddim.py",
         "var = (1 - ab_prev) / (1 - ab_t) * beta_t",
         "var = beta_t",
         "the posterior variance replaced by beta_t",
@@ -245,7 +245,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "ddim-eta-ignored",
-        "diffmic/diffusion.py",
+        "diffmic/ddpm_ddim.py",
         "sigma = self.eta * math.sqrt(",
         "sigma = 0.0 * math.sqrt(",
         "DDIM's eta ignored (always deterministic)",
@@ -253,7 +253,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M(
         "chain-ends-at-t1",
-        "diffmic/diffusion.py",
+        "diffmic/sampler.py",
         "grid = torch.linspace(T - 1, 0, n, dtype=torch.float64)",
         "grid = torch.linspace(T - 1, 1, n, dtype=torch.float64)",
         "a re-spaced chain stops at t = 1 instead of t = 0 (off by one)",
