@@ -76,7 +76,7 @@ CSS = """
 .secondary-wrap input {padding-right:26px !important; text-overflow:ellipsis;}
 /* wide tables show that they scroll: a shadow on the side that has more (scroll shadows: the white
    covers move with the content, the shadows stay at the edges) */
-.prose table, #eval-table .table-wrap {
+.prose table, #eval-table .virtual-table-viewport {
   background:
     linear-gradient(to right, #fff 30%, rgba(255,255,255,0)) left center / 36px 100% no-repeat local,
     linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) right center / 36px 100% no-repeat local,
@@ -84,7 +84,7 @@ CSS = """
       no-repeat scroll,
     radial-gradient(farthest-side at 100% 50%, rgba(15,23,42,0.35), rgba(15,23,42,0)) right center / 14px 100%
       no-repeat scroll;}
-.prose table th, .prose table td {background:transparent !important;}
+.prose table th, .prose table td, #eval-table .virtual-row {background:transparent !important;}
 /* Plotly's toolbar gets a strip of its own above the figure (it covered the titles); hidden on phones */
 .js-plotly-plot .svg-container {margin-top:26px;}
 .js-plotly-plot .modebar-container {top:-26px !important;}

@@ -323,6 +323,50 @@ def words_broken(page, selector: str) -> list[int]:
     )
 
 
+def texts_clipped(page, selector: str) -> list[str]:
+    """The texts of visible matching cells that reach past the box clipping them (the cell, or the nearest
+    element inside it that hides overflow): a word cut at a column's edge."""
+    return page.eval_on_selector_all(
+        selector,
+        """els => els.flatMap(cell => {
+            const box = cell.getBoundingClientRect();
+            if (box.width === 0 || box.height === 0) return [];
+            const cut = [], walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            let node;
+            while ((node = walker.nextNode())) {
+                const range = document.createRange(); range.selectNodeContents(node);
+                const text = range.getBoundingClientRect();
+                if (!node.textContent.trim() || text.width === 0) continue;  // hidden menu glyphs
+                let clip = box;
+                for (let el = node.parentElement; el && el !== cell.parentElement; el = el.parentElement) {
+                    if (getComputedStyle(el).overflowX === "visible") continue;
+                    clip = el.getBoundingClientRect();
+                    break;
+                }
+                const out = text.right > clip.right + 1 || text.left < clip.left - 1;
+                if (out) cut.push(node.textContent.trim());
+            }
+            return cut; })""",
+    )
+
+
+def sideways_scroller(page, selector: str) -> dict | None:
+    """The element between ``selector``'s table and the page that scrolls sideways: its overflow and the
+    background that draws the scroll shadow; None when nothing inside is wider than its box."""
+    return page.eval_on_selector(
+        selector,
+        """root => {
+            const stop = root.parentElement;
+            for (let el = root.querySelector("table"); el && el !== stop; el = el.parentElement) {
+                if (el.scrollWidth > el.clientWidth + 1) {
+                    const s = getComputedStyle(el);
+                    return {overflow: s.overflowX, shadow: s.backgroundImage};
+                }
+            }
+            return null; }""",
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_browser_end_to_end(live, tmp_path):
@@ -494,6 +538,11 @@ def test_browser_end_to_end(live, tmp_path):
             settle(phone, "confusion", "eval-table")
             cells = "#eval-metrics td, #eval-metrics th, #eval-table td, #eval-table th"
             assert phone.locator("#eval-table td").count() >= 4 and set(words_broken(phone, cells)) == {0}
+            assert texts_clipped(phone, "#eval-table td, #eval-table th, #eval-table .body-cell") == []
+            scroller = sideways_scroller(phone, "#eval-table")  # wider than the phone: scrolls, and shows it
+            assert scroller is not None and scroller["overflow"] in ("auto", "scroll")
+            assert "radial-gradient" in scroller["shadow"]
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
             phone.screenshot(path=str(shots / "evaluate-mobile.png"), full_page=True)
         finally:
             browser.close()
