@@ -131,11 +131,6 @@ def replace_without_clear(page, first, second, third) -> None:
     expect(page.locator("#upload")).to_contain_text(third.stem, timeout=20_000)
     expect(page.locator("#preview img")).not_to_have_attribute("src", before, timeout=20_000)
     expect(page.locator("#answer")).to_contain_text("Run to see the answer here")
-    # KNOWN RACE (seen in 2 of ~12 runs): a Run pressed at once after a drop-replace was sometimes ended as
-    # stale, or its results cleared after "Done", by a late second change event of the upload (suspected: the
-    # same file uploaded twice under two temporary paths, which RunControl compares). Until that is fixed in
-    # the app, the test lets the upload's events settle before it runs.
-    page.wait_for_timeout(2_000)
 
 
 def no_cut_words(page) -> None:
