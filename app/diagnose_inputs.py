@@ -14,7 +14,7 @@ from .assets import Example
 from .glossary import info
 from .models import ModelRegistry
 from .settings import DEFAULT_DDIM_STEPS, DEFAULT_OPTIONS, DEFAULT_SAMPLER, MAX_SAMPLES, Settings
-from .widgets import error_box, model_dropdown, steps_range
+from .widgets import error_box, model_dropdown, steps_slider
 
 DEFAULTS_NOTE = (
     f"Defaults: {DEFAULT_OPTIONS.sampler.upper()}{info(DEFAULT_OPTIONS.sampler)} with all T steps and "
@@ -97,13 +97,7 @@ def input_panel(registry: ModelRegistry, settings: Settings, examples: list[Exam
 def run_settings(registry: ModelRegistry) -> tuple[gr.Slider, gr.Slider, gr.Number]:
     """The folded settings: steps, runs and seed, and the defaults in words."""
     with gr.Accordion("Settings: steps, runs, seed", open=False, elem_id="settings"):
-        steps = gr.Slider(
-            minimum=1,
-            step=1,
-            label="Steps",
-            elem_id="steps",
-            **steps_range(registry, registry.default_choice(), DEFAULT_SAMPLER),
-        )
+        steps = steps_slider(registry, DEFAULT_SAMPLER, "steps")
         samples = gr.Slider(
             1,
             MAX_SAMPLES,

@@ -18,7 +18,7 @@ from .glossary import info
 from .gpu import on_gpu
 from .models import ModelRegistry
 from .settings import DEFAULT_OPTIONS, GENERATED_TEST_IMAGES, MAX_EVAL_SAMPLES
-from .widgets import disclaimer, error_box, model_dropdown, steps_range, steps_update
+from .widgets import disclaimer, error_box, model_dropdown, steps_slider, steps_update
 
 DEFAULTS_NOTE = (
     f"Defaults: Diagnose's estimator, {diagnose_estimator()} per image, so the scores are those of the "
@@ -92,13 +92,7 @@ def eval_inputs(registry: ModelRegistry) -> EvalInputs:
                     label="Sampler",
                     elem_id="eval-sampler",
                 )
-                steps = gr.Slider(
-                    minimum=1,
-                    step=1,
-                    label="Steps",
-                    elem_id="eval-steps",
-                    **steps_range(registry, registry.default_choice(), DEFAULT_OPTIONS.sampler),
-                )
+                steps = steps_slider(registry, DEFAULT_OPTIONS.sampler, "eval-steps")
                 samples = gr.Slider(
                     1,
                     MAX_EVAL_SAMPLES,

@@ -216,6 +216,17 @@ def steps_range(registry: ModelRegistry, choice: str, sampler: str) -> dict[str,
     return dict(maximum=max(T, 1), value=value)
 
 
+def steps_slider(registry: ModelRegistry, sampler: str, elem_id: str) -> gr.Slider:
+    """The Steps slider of a tab, for the default model and ``sampler`` (``steps_range``)."""
+    return gr.Slider(
+        minimum=1,
+        step=1,
+        label="Steps",
+        elem_id=elem_id,
+        **steps_range(registry, registry.default_choice(), sampler),
+    )
+
+
 def steps_update(registry: ModelRegistry, choice: str, sampler: str) -> dict[str, Any]:
     """``steps_range`` as an update of the slider."""
     return gr.update(**steps_range(registry, choice, sampler))
