@@ -24,10 +24,10 @@ __all__ = ["CLIError", "build_parser", "main", "sampling_options"]
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify one image and print the result."""
-    from .imageio import load_image
+    from .imageio import decode
     from .pipeline import DiffMICPipeline
 
-    image = load_image(args.image)  # validate the image before loading a model
+    image = decode(args.image)  # checked once, before a model loads; the pipeline trusts it
     options = sampling_options(args)
     pipe = DiffMICPipeline.from_pretrained(args.model, device=args.device)
     result = pipe(image, options)

@@ -148,3 +148,13 @@ def test_one_file_under_two_temporary_paths_is_one_upload(tmp_path):
     other = random_png(tmp_path / "c.png", 33)
     assert upload_key(str(other)) != upload_key(str(first))
     assert upload_key(str(tmp_path / "gone.png")).startswith("missing:")
+
+
+def test_the_command_line_decodes_an_image_once(registry, tmp_path, decodes, capsys):
+    from diffmic.cli import main
+
+    path = str(random_png(tmp_path / "eye.png", 80))
+    model = str(registry.settings.weights_dir / "fundus")
+    assert main(["predict", path, "--model", model, "--sampler", "ddim", "--steps", "3", "--json"]) == 0
+    assert decodes == [(80, 80)]  # checked before the model loads, not again by the pipeline
+    assert '"sampler": "ddim"' in capsys.readouterr().out
