@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.accuracy import METHODS, comparisons  # noqa: E402
+from diffmic.baseline import RECIPE_FIELDS  # noqa: E402
 from diffmic.data.synthetic import GENERATORS  # noqa: E402
 from diffmic.hub import EVALUATION_NAME, default_model_card  # noqa: E402
 from diffmic.model import DiffMIC  # noqa: E402
@@ -77,7 +78,40 @@ def cnn_sentence(cnn_log: dict) -> str:
             f"trained by the same recipe; {cnn_log.get('epoch', '?')} epochs), saved as"
             " a classifier of its own."
         )
-    return f" The plain CNN: {minutes(cnn_log.get('train_seconds'))} ({cnn_log.get('epoch', '?')} epochs)."
+    scores = [h["score"] for h in cnn_log.get("history", []) if "score" in h]
+    best = (
+        f", best validation macro-F1 {max(scores):.3f} at epoch {scores.index(max(scores)) + 1}"
+        if scores
+        else ""
+    )
+    return (
+        f" The plain CNN, trained separately: {minutes(cnn_log.get('train_seconds'))} "
+        f"({cnn_log.get('epoch', '?')} epochs{best})."
+    )
+
+
+def same_recipe(log: dict, cnn_log: dict) -> bool:
+    """Whether the baseline trained on DiffMIC's data by its global stage's logged settings."""
+    recipe, settings = cnn_log.get("recipe", {}), log.get("train_config", {})
+    shared = [k for k in RECIPE_FIELDS if k in settings]
+    return (
+        bool(shared)
+        and recipe.get("data") == log.get("data")
+        and all(recipe.get(k) == settings[k] for k in shared)
+    )
+
+
+def cnn_command(task: str, log: dict, cnn_log: dict) -> str:
+    """The command that makes the bundled baseline."""
+    run = run_dir(log, task)
+    if cnn_log.get("exported_from"):
+        return f"python -m diffmic.baseline --from-model {run} --out runs/cnn_{task}  # baseline"
+    if same_recipe(log, cnn_log):
+        return (
+            f"python -m diffmic.baseline --like {run} --out runs/cnn_{task}  # the plain-CNN baseline: "
+            "the same images, input and recipe as DiffMIC's global stage"
+        )
+    return f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline"
 
 
 def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, faith: dict) -> str:
@@ -94,11 +128,7 @@ def card(task: str, model: DiffMIC, log: dict, cnn_log: dict, accuracy: dict, fa
         "",
         "```bash",
         log.get("command") or f"python -m diffmic train --task {task} --out runs/{task} {caps(log)}".rstrip(),
-        (
-            f"python -m diffmic.baseline --from-model {run_dir(log, task)} --out runs/cnn_{task}  # baseline"
-            if cnn_log.get("exported_from")
-            else f"python -m diffmic.baseline --task {task} --out runs/cnn_{task}   # the plain-CNN baseline"
-        ),
+        cnn_command(task, log, cnn_log),
         "```",
         "",
         "CPU, 2 cores: "

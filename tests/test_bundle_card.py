@@ -31,3 +31,24 @@ def test_the_baseline_line_names_the_logged_run():
         {"command": "python -m diffmic train --task fundus --out runs/fundus30k --x 1"}, "fundus"
     ) == ("runs/fundus30k")
     assert run_dir({}, "derm") == "runs/derm"
+
+
+def test_a_baseline_trained_by_the_runs_recipe_is_carded_as_such():
+    model = tiny_model(5)
+    data = {"train": 28000, "validation": 2000}
+    log = {
+        "data": data,
+        "command": "python -m diffmic train --task fundus --out runs/fundus30k --global-epochs 16",
+        "history": [{"stage": "global", "epoch": 16}],
+        "train_config": {"global_epochs": 16, "patience": 3, "batch_size": 64},
+    }
+    history = [{"stage": "global", "epoch": e, "score": s} for e, s in ((1, 0.6), (2, 0.81), (3, 0.8))]
+    recipe = {"global_epochs": 16, "patience": 3, "batch_size": 64, "global_lr": 1e-3, "data": data}
+    cnn_log = {"recipe": recipe, "epoch": 3, "train_seconds": 1800.0, "history": history}
+    text = card("fundus", model, log, cnn_log, {}, {})
+    assert "python -m diffmic.baseline --like runs/fundus30k --out runs/cnn_fundus" in text
+    assert "trained separately: 30 min (3 epochs, best validation macro-F1 0.810 at epoch 2)" in text
+    other = {**cnn_log, "recipe": {**recipe, "batch_size": 32}}  # another recipe: not carded as the same
+    assert "--like" not in card("fundus", model, log, other, {}, {})
+    fewer = {**cnn_log, "recipe": {**recipe, "data": {"train": 850, "validation": 150}}}
+    assert "--like" not in card("fundus", model, log, fewer, {}, {})
