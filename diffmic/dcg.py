@@ -183,7 +183,7 @@ class DualGuidance(nn.Module):
         s = self.config.local_scale
         crops = rois.crop_boxes(x, boxes * s, self.config.crop_size * s)
         b, k = crops.shape[:2]
-        h = self.local_net(crops.flatten(0, 1)).view(b, k, -1)
+        h = self.local_net(crops.flatten(0, 1).contiguous(memory_format=torch.channels_last)).view(b, k, -1)
         pooled, attention = self.attention_pool(h)
         return self.local_head(pooled), pooled, attention
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .chain import DenoiseState
-from .denoiser import ConditionalDenoiser, FoldedHead
+from .denoiser import ConditionalDenoiser, FoldedHead, softplus_
 from .noise import gaussian_cpu
 from .sampler import AffineSampler
 
@@ -90,9 +89,9 @@ def lean_chain(
     history = torch.empty(len(steps), b * samples, c, dtype=y.dtype, device=y.device)
     for i, t in enumerate(steps):
         h = torch.addmm(torch.addcmul(shift[i, 0], prior_part, scale[i, 0]), y, w_y[i])
-        h = F.softplus(h).mul_(gate)
-        h = F.softplus(torch.addcmul(shift[i, 1], h @ head.weights[0], scale[i, 1]))
-        h = F.softplus(torch.addcmul(shift[i, 2], h @ head.weights[1], scale[i, 2]))
+        h = softplus_(h).mul_(gate)
+        h = softplus_(torch.addcmul(shift[i, 1], h @ head.weights[0], scale[i, 1]))
+        h = softplus_(torch.addcmul(shift[i, 2], h @ head.weights[1], scale[i, 2]))
         # next = a * y + c * (h @ w_out) + offset: written straight into the history
         torch.addmm(offset[i], h, head.w_out, alpha=c_list[i], out=history[i]).add_(y, alpha=a_list[i])
         y = history[i]

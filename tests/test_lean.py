@@ -68,3 +68,21 @@ def test_lean_chain_on_cuda_equals_cpu():
         lean_chain(fold(model.denoiser), gates.cuda(), prior.cuda(), s, 2, torch.Generator().manual_seed(0))
     )[-1]
     np.testing.assert_allclose(cpu.probs.numpy(), gpu.probs.cpu().numpy(), atol=1e-4)
+
+
+def test_the_fast_softplus_equals_torchs_in_value_and_gradient():
+    from diffmic.denoiser import softplus, softplus_
+
+    x = torch.cat(
+        [torch.randn(4096, generator=torch.Generator().manual_seed(0)) * 8, torch.tensor([0.0, -90.0, 90.0])]
+    )
+    x.requires_grad_(True)
+    reference = torch.nn.functional.softplus(x.double())
+    torch.testing.assert_close(softplus(x).double(), reference, rtol=0, atol=1e-6)
+    (grad,) = torch.autograd.grad(softplus(x).sum(), x)
+    torch.testing.assert_close(grad, torch.sigmoid(x.detach()), rtol=0, atol=1e-6)
+    assert grad[-3] == 0.5  # at 0 exactly, not a one-sided derivative of max(x, 0)
+    inplace = x.detach().clone()
+    out = softplus_(inplace)
+    assert out.data_ptr() == inplace.data_ptr()
+    torch.testing.assert_close(out.double(), reference.detach(), rtol=0, atol=1e-6)
