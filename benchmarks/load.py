@@ -2,15 +2,15 @@
 
 For each ``--batching`` mode (``both``: off, then on, in the same run) it starts ``python app.py`` bound to
 loopback on a free port (``DIFFMIC_BATCHING`` set accordingly), waits until it answers, then runs
-``--clients`` threads that each make ``--requests`` calls of the ``/predict`` API (the same JSON as the
-CLI; DDPM, all T steps, 4 chains, a seed per call): by default over Gradio's HTTP API with httpx (upload,
-call, read the events), as remote users would, since the clients share this machine's cores with the
-server; ``--client gradio`` uses gradio_client, which costs those cores about as much CPU as the server
-spends (measured: 22 s of client CPU against 31 s of the server's for 208 requests; httpx: 4.6 s). It
-reports requests per second, failures, p50/p95 latency and the server's resident memory after a warm-up
-and at the end, and the benchmarks' unit (``benchmarks/units.py``: one resnet18 forward at 224 px, 2
-threads, measured here while no server runs: before, between and after the modes, the median). Only ever
-talks to 127.0.0.1; stops by itself (``--timeout``) and always stops the server.
+``--clients`` threads that each make ``--requests`` calls of the ``/predict`` API (the same JSON as the CLI;
+DDPM, all T steps, 4 chains, a seed per call): by default over Gradio's HTTP API with httpx (upload, call,
+read the events; a session per client, as gradio_client and browsers have), as remote users would, since the
+clients share this machine's cores with the server; ``--client gradio`` uses gradio_client, which costs those
+cores about as much CPU as the server spends (measured: 22 s of client CPU against 31 s of the server's for
+208 requests; httpx: 4.6 s). It reports requests per second, failures, p50/p95 latency and the server's
+resident memory after a warm-up and at the end, and the benchmarks' unit (``benchmarks/units.py``: one
+resnet18 forward at 224 px, 2 threads, measured here while no server runs: before, between and after the
+modes, the median). Only ever talks to 127.0.0.1; stops by itself (``--timeout``) and always stops the server.
 
     python benchmarks/load.py                      # 16 clients x 13 calls, batching off then on
     python benchmarks/load.py --json               # {"unit_s", "modes": {"off": {...}, "on": {...}}, ...}
@@ -45,15 +45,22 @@ def rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
-def http_predict(http, url: str, image: Path, args: tuple, timeout: float) -> dict:
+def http_predict(
+    http, url: str, image: Path, args: tuple, timeout: float, session_hash: str | None = None
+) -> dict:
     """One ``/predict`` call over Gradio's HTTP API, as a browser-less client would make it: upload the
-    image, queue the call, read its server-sent events until the result. Raises on an error event."""
+    image, queue the call, read its server-sent events until the result. Raises on an error event.
+
+    ``session_hash`` names the caller's session, as gradio_client and the browser name theirs (one per
+    client); without it Gradio makes a new session for the call, and builds its state for every component
+    of the app (measured: 7 % of the server's CPU under load)."""
     with open(image, "rb") as f:
         files = {"files": (image.name, f, "image/png")}
         up = http.post(f"{url}gradio_api/upload", files=files, timeout=timeout)
     up.raise_for_status()
     data = [{"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}, *args]
-    call = http.post(f"{url}gradio_api/call/predict", json={"data": data}, timeout=timeout)
+    body = {"data": data} if session_hash is None else {"data": data, "session_hash": session_hash}
+    call = http.post(f"{url}gradio_api/call/predict", json=body, timeout=timeout)
     call.raise_for_status()
     event = None
     events = f"{url}gradio_api/call/predict/{call.json()['event_id']}"
@@ -95,10 +102,11 @@ def run_load(
     def connect():
         return httpx.Client() if client == "http" else Client(url, verbose=False)
 
-    def call(session, seed: int):
+    def call(session, seed: int, session_hash: str):
         args = (model, sampler, steps, samples, seed)
         if client == "http":
-            return http_predict(session, url, image, args, max(1.0, stop_at - time.monotonic()))
+            remaining = max(1.0, stop_at - time.monotonic())
+            return http_predict(session, url, image, args, remaining, session_hash)
         return session.predict(handle_file(str(image)), *args, api_name="/predict")
 
     def user(k: int) -> None:
@@ -115,7 +123,7 @@ def run_load(
                 return
             start = time.perf_counter()
             try:
-                out = call(session, 1000 * k + i)
+                out = call(session, 1000 * k + i, f"load-client-{k}")
                 result = out if isinstance(out, dict) else json.loads(out)
                 assert "label" in result and "probabilities" in result, result
                 with lock:
