@@ -70,14 +70,14 @@ def test_lean_chain_on_cuda_equals_cpu():
     np.testing.assert_allclose(cpu.probs.numpy(), gpu.probs.cpu().numpy(), atol=1e-4)
 
 
-def test_the_fast_softplus_equals_torchs_in_value_and_gradient():
-    from diffmic.denoiser import softplus, softplus_
+@pytest.mark.parametrize("size", [100, 4096])  # below and above FAST_SOFTPLUS_MIN
+def test_the_fast_softplus_equals_torchs_in_value_and_gradient(size):
+    from diffmic.denoiser import FAST_SOFTPLUS_MIN, softplus, softplus_
 
-    x = torch.cat(
-        [torch.randn(4096, generator=torch.Generator().manual_seed(0)) * 8, torch.tensor([0.0, -90.0, 90.0])]
-    )
-    x.requires_grad_(True)
-    reference = torch.nn.functional.softplus(x.double())
+    assert (size < FAST_SOFTPLUS_MIN) == (size == 100)
+    spread = torch.randn(size - 3, generator=torch.Generator().manual_seed(0)) * 8
+    x = torch.cat([spread, torch.tensor([0.0, -90.0, 90.0])]).requires_grad_(True)
+    reference = torch.nn.functional.softplus(x.double()).detach()
     torch.testing.assert_close(softplus(x).double(), reference, rtol=0, atol=1e-6)
     (grad,) = torch.autograd.grad(softplus(x).sum(), x)
     torch.testing.assert_close(grad, torch.sigmoid(x.detach()), rtol=0, atol=1e-6)
@@ -85,4 +85,4 @@ def test_the_fast_softplus_equals_torchs_in_value_and_gradient():
     inplace = x.detach().clone()
     out = softplus_(inplace)
     assert out.data_ptr() == inplace.data_ptr()
-    torch.testing.assert_close(out.double(), reference.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.double(), reference, rtol=0, atol=1e-6)
