@@ -189,8 +189,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "softplus-tail-unbounded",
         "diffmic/denoiser.py",
-        "return x.abs().neg_().exp_().add_(1).log_().add_(x.clamp(min=0))",
-        "return x.abs().exp_().add_(1).log_().add_(x.clamp(min=0))",
+        "tail = x.abs().neg_().exp_().add_(1).log_()",
+        "tail = x.abs().exp_().add_(1).log_()",
         "the head's softplus adds log(1 + exp(|x|)), not log(1 + exp(-|x|)): wrong values, overflow",
         ("tests/test_lean.py", "tests/test_train.py"),
     ),
