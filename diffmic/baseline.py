@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from .model import DiffMIC
 from .precision import autocast
 from .stage_loop import StageLoop
 from .tasks import TASKS, generated_tasks
-from .train_config import STAGES, TrainConfig, TrainState
+from .train_config import STAGES, TrainConfig, TrainState, log_command
 
 STAGE = STAGES[0]  # the baseline is DiffMIC's global stage
 # the settings of TrainConfig that shape the global stage: "the same recipe" means these are equal
@@ -137,7 +139,7 @@ def export_global_network(model_folder: str | Path, out: Path) -> CNNClassifier:
     return cnn
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """CLI of the baseline trainer."""
     d, t = DiffMICConfig(), TrainConfig()
     p = argparse.ArgumentParser(description="Train (or export) the plain-CNN baseline.")
@@ -155,7 +157,7 @@ def main() -> None:
     p.add_argument("--input-scale", type=int, default=d.local_scale)
     p.add_argument("--max-minutes", type=float, help="stop after a checkpoint; run again to resume")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.from_model:
         export_global_network(args.from_model, Path(args.out))
         return
@@ -178,6 +180,7 @@ def main() -> None:
     splits = synthetic_splits(task, train_size, 0, config.input_size, seed=tc.seed)
     tc = dataclasses.replace(tc, max_minutes=args.max_minutes, device=args.device)
     train_cnn(config, splits, Path(args.out), tc)
+    log_command(args.out, "python -m diffmic.baseline " + shlex.join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the training log
     from .config import ConfigError
     from .hub import ModelLoadError
     from .imageio import ImageLoadError

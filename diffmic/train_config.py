@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .options import APP_DEFAULT, SamplingOptions
 from .precision import PRECISIONS
@@ -91,3 +93,12 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0  # wall-clock training time, summed over resumed runs
     fitted: dict = field(default_factory=dict)  # FITTED_FIELDS values found so far
+
+
+def log_command(out_dir: str | Path, command: str) -> None:
+    """Write the command that trained a run into its ``train_log.json`` (the model card shows it), once the
+    run has finished and written that log; a run stopped by ``max_minutes`` is noted when it finishes."""
+    path = Path(out_dir) / "train_log.json"
+    if path.is_file():
+        log = json.loads(path.read_text())
+        path.write_text(json.dumps({**log, "command": command}, indent=2, default=str))

@@ -52,3 +52,11 @@ def test_a_baseline_trained_by_the_runs_recipe_is_carded_as_such():
     assert "--like" not in card("fundus", model, log, other, {}, {})
     fewer = {**cnn_log, "recipe": {**recipe, "data": {"train": 850, "validation": 150}}}
     assert "--like" not in card("fundus", model, log, fewer, {}, {})
+
+
+def test_a_baseline_that_logged_its_command_is_carded_by_it():
+    model = tiny_model(5)
+    log = {"command": "python -m diffmic train --task placenta --out runs/placenta30k"}
+    command = "python -m diffmic.baseline --task placenta --epochs 20 --out runs/cnn_placenta30k"
+    cnn_log = {"command": command, "recipe": {"global_epochs": 20}, "epoch": 20, "history": []}
+    assert f"{command}  # the plain-CNN baseline" in card("placenta", model, log, cnn_log, {}, {})

@@ -197,6 +197,8 @@ def test_train_on_a_folder_then_predict(tmp_path, capsys):
     ]
     assert main(argv) == 0
     assert (out / "model.safetensors").is_file() and (out / "checkpoint.pt").is_file()
+    logged = json.loads((out / "train_log.json").read_text())["command"]  # the model card shows it
+    assert logged == "python -m diffmic " + " ".join(argv)
     image = next(root.rglob("*.png"))
     assert main(["predict", str(image), "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 50
