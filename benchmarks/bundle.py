@@ -106,8 +106,9 @@ def cnn_command(task: str, log: dict, cnn_log: dict) -> str:
     run = run_dir(log, task)
     if cnn_log.get("exported_from"):
         return f"python -m diffmic.baseline --from-model {run} --out runs/cnn_{task}  # baseline"
-    if cnn_log.get("command"):  # as it was run (recorded by the trainer)
-        return f"{cnn_log['command']}  # the plain-CNN baseline"
+    if cnn_log.get("command"):  # as it was run (recorded by the trainer; a comment of its own is kept)
+        command = cnn_log["command"]
+        return command if "#" in command else f"{command}  # the plain-CNN baseline"
     if same_recipe(log, cnn_log):
         return (
             f"python -m diffmic.baseline --like {run} --out runs/cnn_{task}  # the plain-CNN baseline: "

@@ -60,3 +60,9 @@ def test_a_baseline_that_logged_its_command_is_carded_by_it():
     command = "python -m diffmic.baseline --task placenta --epochs 20 --out runs/cnn_placenta30k"
     cnn_log = {"command": command, "recipe": {"global_epochs": 20}, "epoch": 20, "history": []}
     assert f"{command}  # the plain-CNN baseline" in card("placenta", model, log, cnn_log, {}, {})
+    explained = {**cnn_log, "command": f"{command}  # 20 epochs, as the encoder had"}
+    text = card("placenta", model, log, explained, {}, {})
+    assert (
+        f"{command}  # 20 epochs, as the encoder had\n" in text
+        and "baseline" not in text.split("--epochs 20")[1][:60]
+    )
