@@ -213,8 +213,8 @@ MUTATIONS: list[Mutation] = [
     M(
         "lean-drops-temperature",
         "diffmic/lean.py",
-        "yield DenoiseState(i, len(steps), t, y.view(b, samples, c), temperature)",
-        "yield DenoiseState(i, len(steps), t, y.view(b, samples, c))",
+        "yield DenoiseState(i, len(steps), steps[i], history[i].view(b, samples, c), temperature)",
+        "yield DenoiseState(i, len(steps), steps[i], history[i].view(b, samples, c))",
         "the folded chain's states forget the temperature",
         LEAN,
     ),

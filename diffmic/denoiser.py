@@ -69,9 +69,10 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return F.softplus(x) if x.numel() < FAST_SOFTPLUS_MIN else _Softplus.apply(x)
 
 
-def softplus_(x: torch.Tensor) -> torch.Tensor:
-    """``softplus`` in place, for inference: ``x`` becomes softplus(x) (the reverse chain's buffers)."""
-    return x.copy_(F.softplus(x)) if x.numel() < FAST_SOFTPLUS_MIN else _stable_softplus_(x)
+def softplus_(x: torch.Tensor, fast_min: int = FAST_SOFTPLUS_MIN) -> torch.Tensor:
+    """``softplus`` in place, for inference: ``x`` becomes softplus(x) (the reverse chain's buffers). The
+    threshold is an argument with the constant as its default so that TorchScript can compile it."""
+    return x.copy_(F.softplus(x)) if x.numel() < fast_min else _stable_softplus_(x)
 
 
 class TimestepGains(nn.Module):

@@ -86,3 +86,30 @@ def test_the_fast_softplus_equals_torchs_in_value_and_gradient(size):
     out = softplus_(inplace)
     assert out.data_ptr() == inplace.data_ptr()
     torch.testing.assert_close(out.double(), reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [2, 32])  # below and above the softplus threshold (256-wide layers)
+def test_the_compiled_steps_run_without_python_and_equal_the_python_steps(rows):
+    """The chain's steps run as TorchScript (no global lock: two batch workers in parallel); a silent fallback
+    to Python would lose that, and the compiled steps must give the Python function's numbers."""
+    from diffmic.lean import _reverse_steps, reverse_steps
+
+    assert isinstance(_reverse_steps, torch.jit.ScriptFunction)
+    gen = torch.Generator().manual_seed(0)
+    steps, c, d = 30, 4, 256
+
+    def r(*shape, s=1.0):
+        return torch.randn(*shape, generator=gen) * s
+
+    hidden = [r(d, d, s=0.05), r(d, d, s=0.05)]
+    args = (r(rows, d), torch.rand(rows, d, generator=gen), r(steps, 3, d, s=0.3), r(steps, 3, d, s=0.3))
+    args += (r(steps, c, d, s=0.3), hidden, r(d, c, s=0.05), r(steps, rows, c, s=0.01))
+    a, cs = [0.99 - 0.001 * i for i in range(steps)], [0.02 + 0.001 * i for i in range(steps)]
+    y0 = r(rows, c)
+    expected, history = torch.empty(steps, rows, c), torch.empty(steps, rows, c)
+    last_py = reverse_steps(y0.clone(), expected, 0, steps, *args, a, cs)
+    y = _reverse_steps(y0.clone(), history, 0, 11, *args, a, cs)  # in two calls, as the chain makes them
+    y = _reverse_steps(y, history, 11, steps, *args, a, cs)
+    torch.testing.assert_close(history, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(y, last_py, rtol=0, atol=1e-6)
+    assert history.abs().sum() > 0 and not torch.equal(history[0], history[-1])
