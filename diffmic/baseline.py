@@ -5,10 +5,14 @@ checkpoint and resume), on the same batches. Saved like a DiffMIC (``config.json
 
     python -m diffmic.baseline --task fundus --out runs/cnn_fundus          # train one
     python -m diffmic.baseline --like runs/fundus --out runs/cnn_fundus     # with a DiffMIC run's recipe
+    python -m diffmic.baseline --like runs/placenta --network encoder --out runs/cnn_placenta  # its encoder's
     python -m diffmic.baseline --from-model runs/fundus --out runs/cnn_fundus  # export DCG stage 1's
 
-DiffMIC's stage 1 trains exactly this network by exactly this recipe, so the second command gives the
-baseline without training it twice: the plain CNN is then the global prior as a model of its own.
+A fair baseline is DiffMIC's strongest single network trained on its own: ``--like`` matches the global
+network, ``--network encoder`` the denoiser's own encoder (its backbone and view; the global stage's epochs
+plus the encoder stage's, since the encoder starts from the trained global network). DiffMIC's stage 1
+trains the global network by exactly the global recipe, so ``--from-model`` gives that baseline without
+training it twice: the plain CNN is then the global prior as a model of its own.
 """
 
 from __future__ import annotations
@@ -111,9 +115,11 @@ def recipe(tc: TrainConfig, splits: Splits) -> dict:
     }
 
 
-def recipe_of_run(run: str | Path) -> tuple[CNNConfig, TrainConfig, int]:
-    """The baseline a finished DiffMIC run implies: its global network's config, its training settings of the
-    global stage (RECIPE_FIELDS; the rest default) and its number of generated images (train + validation)."""
+def recipe_of_run(run: str | Path, network: str = "global") -> tuple[CNNConfig, TrainConfig, int]:
+    """The baseline a finished DiffMIC run implies: the config of its global network (or of its encoder), its
+    training settings of the global stage (RECIPE_FIELDS; the rest default) and its number of generated
+    images (train + validation). The encoder, started from the trained global network, had the global stage's
+    epochs and then its own: the baseline like it gets their sum as its cap."""
     run = Path(run)
     try:
         cfg = DiffMICConfig.load(run / hub.CONFIG_NAME)
@@ -124,7 +130,13 @@ def recipe_of_run(run: str | Path) -> tuple[CNNConfig, TrainConfig, int]:
             f"{run} is not a finished DiffMIC run with its data sizes logged ({err})"
         ) from err
     tc = TrainConfig(**{k: settings[k] for k in RECIPE_FIELDS if k in settings})
-    return CNNConfig.like(cfg), tc, int(data["train"]) + int(data["validation"])
+    if network == "encoder":
+        tc = dataclasses.replace(tc, global_epochs=tc.global_epochs + int(settings.get("encoder_epochs", 0)))
+    try:
+        config = CNNConfig.like(cfg, network)
+    except ValueError as err:
+        raise hub.ModelLoadError(f"{run}: {err}") from err
+    return config, tc, int(data["train"]) + int(data["validation"])
 
 
 def export_global_network(model_folder: str | Path, out: Path) -> CNNClassifier:
@@ -147,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--task", choices=generated_tasks(), help="train on a generated task")
     src.add_argument("--from-model", help="export the global network of a trained DiffMIC folder")
     src.add_argument("--like", help="train one by the recipe of a finished DiffMIC run (its global stage)")
+    p.add_argument(
+        "--network",
+        choices=("global", "encoder"),
+        default="global",
+        help="with --like: the run's network to match (encoder: its backbone and view, both stages' epochs)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--backbone", default=d.global_backbone)
     p.add_argument("--epochs", type=int, default=t.global_epochs)
@@ -162,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         export_global_network(args.from_model, Path(args.out))
         return
     if args.like:
-        config, tc, train_size = recipe_of_run(args.like)
+        config, tc, train_size = recipe_of_run(args.like, args.network)
         task = config.task
     else:
         task, train_size = args.task, args.train_size

@@ -47,8 +47,19 @@ class CNNConfig:
         return self.image_size * self.input_scale
 
     @classmethod
-    def like(cls, config: DiffMICConfig) -> CNNConfig:
-        """The baseline that matches a DiffMIC config (its global network's backbone and view)."""
+    def like(cls, config: DiffMICConfig, network: str = "global") -> CNNConfig:
+        """The baseline that matches one network of a DiffMIC config: its global network (backbone, view,
+        stride), or the denoiser's own encoder (its backbone at its view, stride 32, a linear head on the
+        pooled features: the mean of the class map is that)."""
+        if network == "encoder":
+            if not config.encoder_backbone:
+                raise ValueError("this DiffMIC has no encoder of its own")
+            full = config.encoder_view == "full"
+            size, scale = (config.input_size, 1) if full else (config.image_size, config.local_scale)
+            names = (list(config.class_names), config.ordinal, config.task, config.encoder_backbone)
+            return cls(*names, size, scale, config.mean, config.std, output_stride=32, top_percent=1.0)
+        if network != "global":
+            raise ValueError(f"network must be 'global' or 'encoder', not {network!r}")
         return cls(
             list(config.class_names),
             config.ordinal,

@@ -69,6 +69,40 @@ def test_the_baseline_trained_like_a_run_reports_that_runs_recipe(tmp_path):
     assert CNNClassifier.from_pretrained(tmp_path / "cnn").config.to_dict() == config.to_dict()
 
 
+def test_the_baseline_like_a_runs_encoder_reads_the_encoders_view_for_both_stages_epochs(tmp_path):
+    """``--like RUN --network encoder``: the encoder's backbone at its view (the full input: no pooling),
+    stride 32 and a plain linear head; capped at the global stage's epochs plus the encoder stage's."""
+    from diffmic.baseline import recipe_of_run
+    from diffmic.hub import ModelLoadError
+    from tests.helpers import TINY
+
+    run = tmp_path / "run"
+    model = tiny_model(3, encoder_backbone=TINY, encoder_view="full")
+    model.save_pretrained(run)
+    run_tc = TrainConfig(global_epochs=3, encoder_epochs=2, patience=2, batch_size=8)
+    data = {"train": 40, "validation": 10}
+    log = {"train_config": dataclasses.asdict(run_tc), "data": data}
+    (run / "train_log.json").write_text(json.dumps(log, default=str))
+    config, tc, size = recipe_of_run(run, "encoder")
+    assert (config.backbone, config.image_size, config.input_scale) == (TINY, model.config.input_size, 1)
+    assert (config.output_stride, config.top_percent, config.input_size) == (32, 1.0, model.config.input_size)
+    assert (tc.global_epochs, tc.patience, tc.batch_size, size) == (5, 2, 8, 50)
+    cnn = CNNClassifier(config).eval()
+    x = torch.randn(2, 3, config.input_size, config.input_size)
+    with torch.no_grad():
+        logits, features = cnn(x), model.encoder(x)
+    assert logits.shape == (2, 3) and features.shape[1] == model.encoder_head.in_features
+    global_view = recipe_of_run(run)[0]  # the default: the global network's view, pooled by local_scale
+    assert (global_view.image_size, global_view.input_scale) == (
+        model.config.image_size,
+        model.config.local_scale,
+    )
+    tiny_model(3).save_pretrained(tmp_path / "plain")
+    (tmp_path / "plain" / "train_log.json").write_text(json.dumps(log, default=str))
+    with pytest.raises(ModelLoadError, match="no encoder"):
+        recipe_of_run(tmp_path / "plain", "encoder")
+
+
 def test_a_run_without_its_data_sizes_is_refused(tmp_path):
     from diffmic.baseline import recipe_of_run
     from diffmic.hub import ModelLoadError
