@@ -140,10 +140,9 @@ def lean_chain(
     scale, shift = head.scale[index], head.shift[index]  # (S, 3, d)
     w_y = head.w_y * scale[:, 0, None, :]  # (S, C, d): the first layer's y weights, scaled per step
     history = torch.empty(len(steps), b * samples, c, dtype=y.dtype, device=y.device)
-    hidden = list(head.weights)
+    args = (prior_part, gate, shift, scale, w_y, list(head.weights), head.w_out, offset, a_list, c_list)
     for start in range(0, len(steps), STEPS_PER_CALL):
         stop = min(start + STEPS_PER_CALL, len(steps))
-        args = (prior_part, gate, shift, scale, w_y, hidden, head.w_out, offset, a_list, c_list)
         y = _reverse_steps(y, history, start, stop, *args)
         for i in range(start, stop):
             yield DenoiseState(i, len(steps), steps[i], history[i].view(b, samples, c), temperature)
