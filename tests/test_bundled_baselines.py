@@ -1,5 +1,6 @@
-"""Each bundled plain-CNN baseline is what its model card says: the DiffMIC model's classes, backbone and
-input, and the settings of the baseline command the card gives."""
+"""Each bundled plain-CNN baseline is what its model card says: the DiffMIC model's classes, one of its
+networks (the global network, or the denoiser's encoder) at that network's input, and the settings of the
+baseline command the card gives."""
 
 import re
 from pathlib import Path
@@ -31,11 +32,10 @@ def test_the_bundled_baseline_matches_its_model_and_its_card(task):
     cnn = CNNConfig.load(WEIGHTS / "baselines" / task / "config.json")
     model = DiffMICConfig.load(WEIGHTS / task / "config.json")
     assert (cnn.class_names, cnn.ordinal, cnn.task) == (list(model.class_names), model.ordinal, task)
-    assert (cnn.backbone, cnn.image_size, cnn.input_size) == (
-        model.global_backbone,
-        model.image_size,
-        model.input_size,
-    )
+    networks = ["global", "encoder"] if model.encoder_backbone else ["global"]
+    shape = ("backbone", "image_size", "input_scale", "output_stride", "top_percent")
+    matches = [[getattr(CNNConfig.like(model, n), f) for f in shape] for n in networks]
+    assert [getattr(cnn, f) for f in shape] in matches  # one of DiffMIC's networks, at its input
     command = card_command(task, "python -m diffmic.baseline")
     assert any(source in command for source in ("--task", "--like", "--from-model"))
     for name, field in FLAGS.items():  # every setting the command states is the bundled one's
