@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = synthetic_splits(task, train_size, 0, config.input_size, seed=tc.seed)
     tc = dataclasses.replace(tc, max_minutes=args.max_minutes, device=args.device)
     train_cnn(config, splits, Path(args.out), tc)
-    log_command(args.out, "python -m diffmic.baseline " + shlex.join(sys.argv[1:] if argv is None else argv))
+    log_command(args.out, "diffmic.baseline", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

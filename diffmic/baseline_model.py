@@ -51,27 +51,19 @@ class CNNConfig:
         """The baseline that matches one network of a DiffMIC config: its global network (backbone, view,
         stride), or the denoiser's own encoder (its backbone at its view, stride 32, a linear head on the
         pooled features: the mean of the class map is that)."""
-        if network == "encoder":
-            if not config.encoder_backbone:
-                raise ValueError("this DiffMIC has no encoder of its own")
-            full = config.encoder_view == "full"
-            size, scale = (config.input_size, 1) if full else (config.image_size, config.local_scale)
-            names = (list(config.class_names), config.ordinal, config.task, config.encoder_backbone)
-            return cls(*names, size, scale, config.mean, config.std, output_stride=32, top_percent=1.0)
-        if network != "global":
+        if network not in ("global", "encoder"):
             raise ValueError(f"network must be 'global' or 'encoder', not {network!r}")
-        return cls(
-            list(config.class_names),
-            config.ordinal,
-            config.task,
-            config.global_backbone,
-            config.image_size,
-            config.local_scale,
-            config.mean,
-            config.std,
-            config.output_stride,
-            config.top_percent,
-        )
+        if network == "global":
+            backbone, size, scale = config.global_backbone, config.image_size, config.local_scale
+            stride, top = config.output_stride, config.top_percent
+        elif not config.encoder_backbone:
+            raise ValueError("this DiffMIC has no encoder of its own")
+        else:
+            full = config.encoder_view == "full"
+            backbone, stride, top = config.encoder_backbone, 32, 1.0
+            size, scale = (config.input_size, 1) if full else (config.image_size, config.local_scale)
+        names = (list(config.class_names), config.ordinal, config.task)
+        return cls(*names, backbone, size, scale, config.mean, config.std, stride, top)
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (what a checkpoint must match to be resumed)."""

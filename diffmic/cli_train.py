@@ -4,7 +4,6 @@ model's config and the run's TrainConfig from the parsed arguments, or a saved m
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -126,6 +125,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     tc = train_config(args)
     start = (args.init_from, args.start_stage) if args.init_from else None
     out = train(cfg, tc, splits, resume=not args.no_resume, start_from=start)
-    log_command(out, "python -m diffmic " + shlex.join(getattr(args, "argv", [])))
+    log_command(out, "diffmic", args.argv)
     print(f"model saved in {out}")
     return 0

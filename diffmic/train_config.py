@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,9 +96,11 @@ class TrainState:
     fitted: dict = field(default_factory=dict)  # FITTED_FIELDS values found so far
 
 
-def log_command(out_dir: str | Path, command: str) -> None:
-    """Write the command that trained a run into its ``train_log.json`` (the model card shows it), once the
-    run has finished and written that log; a run stopped by ``max_minutes`` is noted when it finishes."""
+def log_command(out_dir: str | Path, program: str, argv: list[str]) -> None:
+    """Write the command that trained a run (``python -m program argv…``) into its ``train_log.json`` (the
+    model card shows it), once the run has finished and written that log; a run stopped by ``max_minutes``
+    is noted when it finishes."""
+    command = f"python -m {program} {shlex.join(argv)}"
     path = Path(out_dir) / "train_log.json"
     if path.is_file():
         log = json.loads(path.read_text())
