@@ -1,4 +1,5 @@
-"""Serving: the request queue, upload limit, theme, torch threads, and a warm model before the first click.
+"""Serving: the request queue, upload limit, theme, torch threads, freed memory handed back (``app.heap``),
+and a warm model before the first click.
 
 With batching on, the endpoints that feed ``diffmic.batching`` (``BATCHED_ENDPOINTS``) may have
 ``BATCHED_CONCURRENCY`` requests in flight: they wait on the registry's batcher, whose workers own the cores.
@@ -14,6 +15,7 @@ import gradio as gr
 import torch
 
 from . import glossary
+from .heap import start_trimming
 from .models import ModelRegistry, warm_up
 from .settings import (
     BATCHED_CONCURRENCY,
@@ -54,6 +56,7 @@ def launch(
     """Queue and launch ``demo`` on GRADIO_SERVER_NAME (default 0.0.0.0) and GRADIO_SERVER_PORT (7860)."""
     settings = settings or load_settings()
     torch.set_num_threads(settings.torch_threads)
+    start_trimming(settings.trim_every_s)
     if registry is not None:
         warm(registry)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)

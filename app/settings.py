@@ -7,6 +7,7 @@
 | ``DIFFMIC_MODEL_REPO`` | unset | Hub repo id selected by default (bundled weights are the fallback) |
 | ``DIFFMIC_TORCH_THREADS`` | ``1`` | torch threads per process (requests run in parallel instead) |
 | ``DIFFMIC_BATCHING`` | ``1`` (``0`` on ZeroGPU) | concurrent Diagnose and ``/predict`` requests in batches |
+| ``DIFFMIC_TRIM_EVERY_S`` | ``10`` | seconds between giving freed heap memory back (``0``: never) |
 | ``GRADIO_SERVER_PORT`` | ``7860`` | port of ``python app.py`` |
 """
 
@@ -47,6 +48,7 @@ BATCH_WORKERS = 2
 QUEUE_SIZE = 32
 MAX_FILE_SIZE = "20mb"
 EVAL_MAX_IMAGES = 2000
+TRIM_EVERY_S = 10.0  # freed heap memory handed back this often (app.heap)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Settings:
     model_repo: str | None  # DIFFMIC_MODEL_REPO
     torch_threads: int
     batching: bool = True  # DIFFMIC_BATCHING
+    trim_every_s: float = TRIM_EVERY_S  # DIFFMIC_TRIM_EVERY_S (app.heap)
 
 
 def load_settings() -> Settings:
@@ -70,7 +73,17 @@ def load_settings() -> Settings:
         model_repo=repo,
         torch_threads=max(1, int(threads)) if threads.isdigit() else 1,
         batching=batching_enabled(),
+        trim_every_s=seconds("DIFFMIC_TRIM_EVERY_S", TRIM_EVERY_S),
     )
+
+
+def seconds(variable: str, default: float) -> float:
+    """A number of seconds >= 0 from the environment (``default`` when unset or not a number)."""
+    try:
+        value = float(os.environ.get(variable, "").strip() or default)
+    except ValueError:
+        return default
+    return value if value >= 0 and value != float("inf") else default
 
 
 def batching_enabled() -> bool:
