@@ -71,6 +71,7 @@ def launch(
         css=CSS + glossary.CSS,
         show_error=True,
         footer_links=["api", "gradio"],
+        state_session_capacity=settings.max_sessions,
     )
     options.update(overrides)
     return demo.launch(**options)

@@ -8,6 +8,7 @@
 | ``DIFFMIC_TORCH_THREADS`` | ``1`` | torch threads per process (requests run in parallel instead) |
 | ``DIFFMIC_BATCHING`` | ``1`` (``0`` on ZeroGPU) | concurrent Diagnose and ``/predict`` requests in batches |
 | ``DIFFMIC_TRIM_EVERY_S`` | ``10`` | seconds between giving freed heap memory back (``0``: never) |
+| ``DIFFMIC_MAX_SESSIONS`` | ``1000`` | sessions whose state is kept (the least recently used goes first) |
 | ``GRADIO_SERVER_PORT`` | ``7860`` | port of ``python app.py`` |
 """
 
@@ -49,6 +50,10 @@ QUEUE_SIZE = 32
 MAX_FILE_SIZE = "20mb"
 EVAL_MAX_IMAGES = 2000
 TRIM_EVERY_S = 10.0  # freed heap memory handed back this often (app.heap)
+# Gradio keeps every session's copy of the page's configuration (about 0.26 MB) and its state (Diagnose's maps
+# and figure data: about 0.7 MB in all after one run) until this many newer sessions push it out (Gradio's
+# default is 10,000: 7 GB).
+MAX_SESSIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -61,20 +66,27 @@ class Settings:
     torch_threads: int
     batching: bool = True  # DIFFMIC_BATCHING
     trim_every_s: float = TRIM_EVERY_S  # DIFFMIC_TRIM_EVERY_S (app.heap)
+    max_sessions: int = MAX_SESSIONS  # DIFFMIC_MAX_SESSIONS
 
 
 def load_settings() -> Settings:
     """Read the settings from the environment (at call time, so tests can point at temporary folders)."""
     repo = os.environ.get("DIFFMIC_MODEL_REPO", "").strip() or None
-    threads = os.environ.get("DIFFMIC_TORCH_THREADS", "1").strip()
     return Settings(
         weights_dir=Path(os.environ.get("DIFFMIC_WEIGHTS_DIR") or REPO_ROOT / "weights").expanduser(),
         assets_dir=Path(os.environ.get("DIFFMIC_ASSETS_DIR") or REPO_ROOT / "assets").expanduser(),
         model_repo=repo,
-        torch_threads=max(1, int(threads)) if threads.isdigit() else 1,
+        torch_threads=count("DIFFMIC_TORCH_THREADS", 1),
         batching=batching_enabled(),
         trim_every_s=seconds("DIFFMIC_TRIM_EVERY_S", TRIM_EVERY_S),
+        max_sessions=count("DIFFMIC_MAX_SESSIONS", MAX_SESSIONS),
     )
+
+
+def count(variable: str, default: int) -> int:
+    """A whole number >= 1 from the environment (``default`` when unset or not one)."""
+    value = os.environ.get(variable, "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else default
 
 
 def seconds(variable: str, default: float) -> float:
