@@ -51,8 +51,8 @@ MAX_FILE_SIZE = "20mb"
 EVAL_MAX_IMAGES = 2000
 TRIM_EVERY_S = 10.0  # freed heap memory handed back this often (app.heap)
 # Gradio keeps every session's copy of the page's configuration (about 0.26 MB) and its state (Diagnose's maps
-# and figure data: about 0.7 MB in all after one run) until this many newer sessions push it out (Gradio's
-# default is 10,000: 7 GB).
+# and figure data: about 1.6 MB in all after one run, benchmarks/sessions.py) until this many newer sessions
+# push it out (Gradio's default is 10,000: up to 16 GB).
 MAX_SESSIONS = 1000
 
 
