@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 from app_latency import free_port, start_app, stop_app, wait_until_up  # benchmarks/ is on sys.path
 from load import environment
+from soak import server_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIM_WAIT_S = 12.0  # a little over the app's 10 s trim interval
@@ -48,12 +48,12 @@ def run_sessions(
 def summary(rows: list[tuple[int, float]], bound: int) -> dict:
     """MB per session up to the bound, and the growth from the bound to the end."""
     under = [(n, mb) for n, mb in rows if n <= bound]
-    first = next(((n, mb) for n, mb in under if n > 0), under[0])  # the first run warms the app up
-    first = first if first != under[-1] else under[0]
+    warm = [(n, mb) for n, mb in under if n > 0]  # the first runs warm the app up
+    first = warm[0] if len(warm) > 1 else under[0]
     per_session = (under[-1][1] - first[1]) / max(under[-1][0] - first[0], 1)
     over = [(n, mb) for n, mb in rows if n >= bound]
-    growth = 100 * (max(mb for _, mb in over) / over[0][1] - 1) if len(over) > 1 else None
-    return {"mb_per_session": round(per_session, 3), "growth_after_bound_pct": growth and round(growth, 2)}
+    growth = round(100 * (max(mb for _, mb in over) / over[0][1] - 1), 2) if len(over) > 1 else None
+    return {"mb_per_session": round(per_session, 3), "growth_after_bound_pct": growth}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         def sample() -> float:
             time.sleep(args.trim_wait)
-            return round(psutil.Process(server.pid).memory_info().rss / 2**20, 1)
+            return round(server_stats(server.pid)["rss_mb"], 1)
 
         rows = run_sessions(url, image, args.model, args.sessions, args.every, sample)
     finally:
